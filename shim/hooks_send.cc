@@ -1,0 +1,12 @@
+// Exported hooks for sending. One line each: the logic is in shim.h.
+#include "exported_hooks.h"
+#include "shim.h"
+
+namespace rs = reuseport::shim;
+
+ssize_t send(int fd, const void* buf, size_t len, int flags) { return rs::Sendto(fd, buf, len, flags, nullptr, 0); }
+ssize_t sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to, socklen_t to_len) { return rs::Sendto(fd, buf, len, flags, to, to_len); }
+ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) { return rs::Sendmsg(fd, msg, flags); }
+int sendmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags) { return rs::Sendmmsg(fd, msgs, count, flags); }
+ssize_t write(int fd, const void* buf, size_t len) { return rs::Write(fd, buf, len); }
+ssize_t writev(int fd, const struct iovec* iov, int count) { return rs::Writev(fd, iov, count); }

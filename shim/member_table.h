@@ -1,0 +1,102 @@
+// Which fds belong to the shim, and the state of each emulated socket ("member").
+//
+// Lookups are lock-free (one load and a compare for fds that are not ours);
+// changes happen under one process-wide lock with signals blocked, so a signal
+// handler that calls close() cannot deadlock against the thread it interrupted.
+#ifndef REUSEPORT_SHIM_MEMBER_TABLE_H_
+#define REUSEPORT_SHIM_MEMBER_TABLE_H_
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "socket_options.h"
+
+namespace reuseport::shim {
+
+constexpr int kMaxTrackedFd = 65536;
+constexpr int kMaxMembers = 4096;
+
+enum class MemberState : uint8_t {
+  kFree = 0,
+  kPending,    // SO_REUSEPORT set, not bound: the program's fd is still its own socket
+  kBound,      // TCP, bound: the program's fd is the option holder until listen()
+  kListening,  // TCP, listening: the program's fd is the channel
+  kDatagram,   // UDP, bound: the program's fd is the channel
+};
+
+struct Member {
+  MemberState state;
+  uint8_t protocol;  // RP_PROTO_TCP / RP_PROTO_UDP
+  uint8_t family;    // AF_INET / AF_INET6
+  uint8_t v6only;
+  uint8_t group_family;  // AF_INET / AF_INET6 of the group's real socket
+  int fd_refs;       // program fds of this process that refer to this member
+  ino_t socket_ino;  // kPending: inode of the program's socket, to notice a reused fd number
+  int link_fd;       // connection to the broker
+  pid_t link_pid;    // the process that opened link_fd
+  int channel_fd;    // kBound: the member's channel end, swapped in by listen()
+  int channel_peer_fd;  // the broker's end of the channel, held so a broker restart cannot close it
+  int group_fd;      // the group's real socket: UDP replies leave from it; survives a broker restart
+  int holder_fd;     // a socket of the program's type holding its socket options
+  int backlog;
+  uint64_t member_id;
+  uint64_t group_id;
+  struct sockaddr_storage bound;
+  socklen_t bound_len;
+  InheritedOptions inherited;  // TCP: options accepted sockets must end up with
+  // UDP
+  uint8_t want_pktinfo;     // IP_PKTINFO / IPV6_RECVPKTINFO enabled by the program
+  uint8_t connected;        // connect() recorded a default destination
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+};
+
+// The member a program fd refers to, or null. The hot path of every hook.
+Member* LookupMember(int fd);
+
+// True if fd is one of the shim's own private fds (shielded from the program).
+bool IsPrivateFd(int fd);
+
+// False until the first member exists: most programs never get past this.
+bool TablesActive();
+
+class TableLock {
+ public:
+  TableLock();
+  ~TableLock();
+  TableLock(const TableLock&) = delete;
+  TableLock& operator=(const TableLock&) = delete;
+
+ private:
+  sigset_t saved_;
+};
+
+// All below require TableLock.
+Member* AllocateMember();  // null when the table is full or memory is short
+void ReleaseMember(Member* m);  // closes the member's private fds
+bool MapFd(int fd, Member* m);  // false if fd is beyond what the table tracks
+void UnmapFd(int fd);
+void MarkPrivateFd(int fd, Member* m);
+void UnmarkPrivateFd(int fd);
+// The private fd old_fd now lives at new_fd (the member's field is updated).
+void ReassignPrivateFd(int old_fd, int new_fd);
+int MemberIndex(const Member* m);
+
+// Moves a freshly created private fd out of the program's way (to a high,
+// close-on-exec number) and marks it. Returns the new fd (or fd on failure).
+int AdoptPrivateFd(int fd, Member* m);
+
+// Releases one program fd's reference; closes the member when it was the last.
+void DropFdReference(int fd, Member* m);
+
+void InstallForkHandlers();
+
+// A new fd (from socket()) at a number the table still maps belongs to a socket
+// closed behind the shim's back: forget the old member.
+void ForgetStaleFd(int fd);
+
+}  // namespace reuseport::shim
+
+#endif  // REUSEPORT_SHIM_MEMBER_TABLE_H_

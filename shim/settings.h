@@ -1,0 +1,38 @@
+// The shim's settings, copied from the environment once into static storage
+// (REUSEPORT_MODE, REUSEPORT_SOCKET, REUSEPORT_PORTS, REUSEPORT_LOG): hooks never
+// call getenv.
+#ifndef REUSEPORT_SHIM_SETTINGS_H_
+#define REUSEPORT_SHIM_SETTINGS_H_
+
+#include <stdint.h>
+
+namespace reuseport::shim {
+
+enum class Mode : uint8_t {
+  kAuto,     // use the kernel's SO_REUSEPORT when it works, emulate otherwise
+  kEmulate,  // always emulate through the broker
+  kOff,      // pass everything through untouched
+};
+
+enum PortProtocols : uint8_t { kPortTcp = 1, kPortUdp = 2 };
+
+struct PortRule {
+  uint16_t port;
+  uint8_t protocols;  // PortProtocols bits
+};
+
+struct Settings {
+  Mode mode;
+  char socket_path[108];  // sizeof(sockaddr_un::sun_path)
+  int port_count;
+  PortRule ports[64];
+};
+
+const Settings& GetSettings();
+
+// True when REUSEPORT_PORTS lists `port` for `protocol` (an rp_protocol value).
+bool PortListed(const Settings& settings, uint16_t port, int protocol);
+
+}  // namespace reuseport::shim
+
+#endif  // REUSEPORT_SHIM_SETTINGS_H_

@@ -1,0 +1,550 @@
+// setsockopt(SO_REUSEPORT), bind(), listen() and the calls that read a socket's
+// identity back: how an ordinary socket becomes a member of a broker group.
+//
+// A member's program fd changes identity twice, always under the same number:
+//   kPending   the program's own socket; a link to the broker is open.
+//   kBound     (TCP) a private "holder" socket carrying the program's options;
+//              the group's real socket is the broker's.
+//   kListening (TCP) / kDatagram (UDP) the member's channel end, readable when
+//              the broker has queued a connection or a datagram for it.
+// Programs register listeners with epoll after listen(), so the last swap is
+// invisible to them; the number, O_NONBLOCK and FD_CLOEXEC are kept each time.
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker_link.h"
+#include "member_table.h"
+#include "raw_log.h"
+#include "real_calls.h"
+#include "reuseport/address_codec.h"
+#include "reuseport/protocol.h"
+#include "settings.h"
+#include "shim.h"
+#include "socket_options.h"
+
+namespace reuseport::shim {
+
+namespace {
+
+struct SocketKind {
+  int family;
+  int type;
+  int protocol;  // RP_PROTO_TCP / RP_PROTO_UDP
+};
+
+// Is fd an IPv4/IPv6 TCP or UDP socket, the only kinds SO_REUSEPORT shares?
+bool InspectSocket(int fd, SocketKind* kind) {
+  int family = 0, type = 0, protocol = 0;
+  socklen_t len = sizeof(int);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0) return false;
+  len = sizeof(int);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return false;
+  len = sizeof(int);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0) return false;
+  if (family != AF_INET && family != AF_INET6) return false;
+  if (type == SOCK_STREAM && protocol == IPPROTO_TCP) {
+    *kind = {family, type, RP_PROTO_TCP};
+    return true;
+  }
+  if (type == SOCK_DGRAM && protocol == IPPROTO_UDP) {
+    *kind = {family, type, RP_PROTO_UDP};
+    return true;
+  }
+  return false;
+}
+
+ino_t InodeOf(int fd) {
+  struct stat st {};
+  return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+int IntOption(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  return Real().getsockopt(fd, level, name, &v, &len) == 0 ? v : 0;
+}
+
+void SetIntOption(int fd, int level, int name, int v) { Real().setsockopt(fd, level, name, &v, sizeof(v)); }
+
+int ReturnInt(int v, void* value, socklen_t* len) {
+  if (value == nullptr || len == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (static_cast<int>(*len) < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  socklen_t n = *len < sizeof(int) ? *len : sizeof(int);
+  memcpy(value, &v, n);
+  *len = n;
+  return 0;
+}
+
+// Starts tracking fd as a socket that wants sharing. Opening the link now tells
+// the program at once, as an old kernel would, when there is nobody to share with.
+// Requires TableLock.
+Member* StartMember(int fd, const SocketKind& kind) {
+  int link = ConnectBroker();
+  if (link < 0) {
+    WarnBrokerUnreachable(errno);
+    return nullptr;
+  }
+  Member* m = AllocateMember();
+  if (m == nullptr) {
+    Real().close(link);
+    return nullptr;
+  }
+  m->protocol = static_cast<uint8_t>(kind.protocol);
+  m->family = static_cast<uint8_t>(kind.family);
+  m->socket_ino = InodeOf(fd);
+  m->link_fd = AdoptPrivateFd(link, m);
+  m->link_pid = getpid();
+  m->fd_refs = 1;
+  if (!MapFd(fd, m)) {
+    static int warned;
+    if (FirstTime(&warned)) RawLog(kLogWarn).Str("socket fd ").Int(fd).Str(" is above 65535; not shared").Emit();
+    ReleaseMember(m);
+    return nullptr;
+  }
+  return m;
+}
+
+// A pending record whose socket was closed behind our back (fclose, a raw
+// syscall) must not capture whatever socket now has that number.
+bool PendingIsStale(int fd, Member* m) { return m->state == MemberState::kPending && InodeOf(fd) != m->socket_ino; }
+
+void ForgetMember(int fd, Member* m) {
+  UnmapFd(fd);
+  ReleaseMember(m);
+}
+
+int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
+  const Settings& settings = GetSettings();
+  if (settings.mode == Mode::kOff) return Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
+  if (settings.mode == Mode::kAuto) {
+    int r = Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
+    if (r == 0 || errno != ENOPROTOOPT) return r;
+  }
+  if (value == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (len < sizeof(int)) {
+    errno = EINVAL;
+    return -1;
+  }
+  SocketKind kind;
+  if (!InspectSocket(fd, &kind)) {
+    errno = ENOPROTOOPT;  // what the kernel says for other sockets on an old kernel
+    return -1;
+  }
+  int on = 0;
+  memcpy(&on, value, sizeof(on));
+  TableLock lock;
+  Member* m = LookupMember(fd);
+  if (m != nullptr && PendingIsStale(fd, m)) {
+    ForgetMember(fd, m);
+    m = nullptr;
+  }
+  if (!on) {
+    if (m != nullptr && m->state == MemberState::kPending) ForgetMember(fd, m);
+    return 0;
+  }
+  if (m != nullptr) return 0;
+  if (StartMember(fd, kind) == nullptr) {
+    errno = ENOPROTOOPT;
+    return -1;
+  }
+  return 0;
+}
+
+// REUSEPORT_PORTS: a bind to a listed port shares it even though the program
+// never asked. Requires TableLock.
+Member* MemberForListedPort(int fd, const struct sockaddr* addr, socklen_t len) {
+  const Settings& settings = GetSettings();
+  if (settings.port_count == 0 || settings.mode == Mode::kOff) return nullptr;
+  struct rp_address requested;
+  if (rp_address_from_sockaddr(addr, len, &requested) != 0 || requested.port == 0) return nullptr;
+  SocketKind kind;
+  if (!InspectSocket(fd, &kind) || !PortListed(settings, requested.port, kind.protocol)) return nullptr;
+  if (settings.mode == Mode::kAuto) {
+    int on = 1;
+    if (Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0) return nullptr;  // the kernel shares it
+  }
+  return StartMember(fd, kind);
+}
+
+// Creates a holder for a creator whose own socket became the group's, and puts
+// it under the program's fd number. Requires TableLock.
+bool SwapInHolder(int fd, const Member* m) {
+  int type = m->protocol == RP_PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+  int proto = m->protocol == RP_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+  int holder = Real().socket(m->family, type | SOCK_CLOEXEC, proto);
+  if (holder < 0) return false;
+  CopySocketOptions(fd, holder, m->family);
+  int status_flags = Real().fcntl(fd, F_GETFL);
+  int fd_flags = Real().fcntl(fd, F_GETFD);
+  if (status_flags >= 0 && (status_flags & O_NONBLOCK)) Real().fcntl(holder, F_SETFL, O_NONBLOCK);
+  int r = Real().dup3(holder, fd, (fd_flags >= 0 && (fd_flags & FD_CLOEXEC)) ? O_CLOEXEC : 0);
+  Real().close(holder);
+  return r >= 0;
+}
+
+// Puts `channel` under the program's fd number, keeping the program's socket as
+// the member's holder. Requires TableLock.
+bool SwapInChannel(int fd, int channel, Member* m) {
+  int status_flags = Real().fcntl(fd, F_GETFL);
+  int fd_flags = Real().fcntl(fd, F_GETFD);
+  int holder = Real().fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (holder < 0) return false;
+  // Timeouts on a listener bound accept(); on the channel they bound recvmsg().
+  struct timeval tv {};
+  socklen_t tv_len = sizeof(tv);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tv_len) == 0) {
+    Real().setsockopt(channel, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  int channel_flags = Real().fcntl(channel, F_GETFL);
+  if (status_flags >= 0 && channel_flags >= 0) {
+    Real().fcntl(channel, F_SETFL, (channel_flags & ~O_NONBLOCK) | (status_flags & O_NONBLOCK));
+  }
+  if (Real().dup3(channel, fd, (fd_flags >= 0 && (fd_flags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+    Real().close(holder);
+    return false;
+  }
+  m->holder_fd = AdoptPrivateFd(holder, m);
+  return true;
+}
+
+// Adopts a successful BIND reply: fds [channel, channel_peer, group socket].
+// Requires TableLock.
+int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator) {
+  if (reply->fd_count != 3 || reply->payload_size != sizeof(rp_member_reply)) {
+    CloseReplyFds(reply);
+    errno = EBADMSG;
+    return -1;
+  }
+  const rp_member_reply& r = reply->payload.member;
+  m->bound_len = rp_address_to_sockaddr(&r.bound, m->family, &m->bound);
+  m->member_id = r.member_id;
+  m->group_id = r.group_id;
+  m->v6only = r.v6only;
+  m->channel_fd = AdoptPrivateFd(reply->fds[0], m);
+  m->channel_peer_fd = AdoptPrivateFd(reply->fds[1], m);
+  m->group_fd = AdoptPrivateFd(reply->fds[2], m);
+  reply->fd_count = 0;
+  m->group_family = static_cast<uint8_t>(IntOption(m->group_fd, SOL_SOCKET, SO_DOMAIN));
+
+  bool swapped = true;
+  if (creator) swapped = SwapInHolder(fd, m);
+  if (swapped && m->protocol == RP_PROTO_UDP) {
+    m->want_pktinfo = static_cast<uint8_t>(IntOption(fd, m->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                                                     m->family == AF_INET6 ? IPV6_RECVPKTINFO : IP_PKTINFO) != 0);
+    swapped = SwapInChannel(fd, m->channel_fd, m);
+    if (swapped) {
+      UnmarkPrivateFd(m->channel_fd);
+      Real().close(m->channel_fd);
+      m->channel_fd = -1;
+    }
+  }
+  if (!swapped) {
+    // Out of fds: we cannot present the membership, so leave the group (closing
+    // the link tells the broker) and report what the kernel would for this.
+    int err = errno;
+    ReleaseMember(m);
+    UnmapFd(fd);
+    errno = err == EMFILE || err == ENFILE ? err : ENOBUFS;
+    return -1;
+  }
+  m->state = m->protocol == RP_PROTO_TCP ? MemberState::kBound : MemberState::kDatagram;
+  RawLog(kLogDebug)
+      .Str(m->protocol == RP_PROTO_TCP ? "tcp" : "udp")
+      .Str(" fd ")
+      .Int(fd)
+      .Str(creator ? " created group " : " joined group ")
+      .Uint(m->group_id)
+      .Str(" as member ")
+      .Uint(m->member_id)
+      .Emit();
+  return 0;
+}
+
+int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) {
+  struct rp_bind_request request {};
+  if (rp_address_from_sockaddr(addr, len, &request.address) != 0 || request.address.family != m->family) {
+    return Real().bind(fd, addr, len);  // let the kernel give the exact error
+  }
+  request.protocol = m->protocol;
+  request.v6only = static_cast<uint8_t>(m->family == AF_INET6 ? IntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY) != 0 : 0);
+
+  // The kernel decides privilege, address validity and whether the port is
+  // free. SO_REUSEADDR is off for this probe so that an existing group's socket
+  // is seen as a conflict rather than shared (UDP would otherwise allow it).
+  int reuseaddr = IntOption(fd, SOL_SOCKET, SO_REUSEADDR);
+  if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 0);
+  int bound = Real().bind(fd, addr, len);
+  int bind_err = errno;
+  if (bound != 0 && bind_err != EADDRINUSE) {
+    if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    errno = bind_err;
+    return -1;
+  }
+  if (bound == 0 && reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    BrokerReply reply;
+    int call = CallBroker(m->link_fd, RP_OP_BIND, &request, sizeof(request), &fd, 1, &reply);
+    if (call != 0) {
+      WarnBrokerUnreachable(errno);
+      if (reuseaddr && bound != 0) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      ForgetMember(fd, m);
+      if (bound == 0) return 0;  // as on an old kernel: the first bind simply succeeds
+      errno = EADDRINUSE;
+      return -1;
+    }
+    int status = reply.header.status;
+    if (status == 0) return AdoptMembership(fd, m, &reply, bound == 0);
+    CloseReplyFds(&reply);
+    if (bound == 0) {
+      // The broker refused a socket the kernel already bound (policy, limits):
+      // it stays an ordinary bound socket, as on an old kernel.
+      RawLog(kLogWarn).Str("broker refused to share a bound socket (").Errno(status).Str("); not shared").Emit();
+      ForgetMember(fd, m);
+      return 0;
+    }
+    // ENOENT: no group holds this address. With SO_REUSEADDR the conflict may
+    // be a TIME_WAIT leftover that the program's own bind would have ignored.
+    if (status == ENOENT && reuseaddr && attempt == 0) {
+      SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+      bound = Real().bind(fd, addr, len);
+      if (bound != 0) return -1;
+      continue;
+    }
+    if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    errno = status == ENOENT ? EADDRINUSE : status;
+    return -1;
+  }
+  errno = EADDRINUSE;
+  return -1;
+}
+
+bool IsListeningOption(int level, int name) {
+  return level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO);
+}
+
+}  // namespace
+
+int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr) {
+    if (level == SOL_SOCKET && name == SO_REUSEPORT) return SetsockoptReuseport(fd, value, len);
+    return Real().setsockopt(fd, level, name, value, len);
+  }
+  if (level == SOL_SOCKET && name == SO_REUSEPORT) {
+    if (m->state == MemberState::kPending) return SetsockoptReuseport(fd, value, len);
+    if (value == nullptr) {
+      errno = EFAULT;
+      return -1;
+    }
+    if (len < sizeof(int)) {
+      errno = EINVAL;
+      return -1;
+    }
+    return 0;  // after bind the kernel accepts it too, with no effect on the group
+  }
+  switch (m->state) {
+    case MemberState::kPending:
+    case MemberState::kBound:
+    case MemberState::kFree:
+      return Real().setsockopt(fd, level, name, value, len);
+    case MemberState::kListening: {
+      if (IsListeningOption(level, name)) {
+        int r = Real().setsockopt(fd, level, name, value, len);
+        if (r == 0) Real().setsockopt(m->holder_fd, level, name, value, len);
+        return r;
+      }
+      int r = Real().setsockopt(m->holder_fd, level, name, value, len);
+      int index = InheritedOptionIndex(level, name);
+      if (r == 0 && index >= 0) {
+        int64_t values[kInheritedOptionCount];
+        ReadInheritedOptions(m->holder_fd, m->family, values);
+        TableLock lock;
+        m->inherited.wanted[index] = values[index];
+        UpdateDifferMask(&m->inherited);
+      }
+      return r;
+    }
+    case MemberState::kDatagram: {
+      if (IsListeningOption(level, name)) {
+        int r = Real().setsockopt(fd, level, name, value, len);
+        if (r == 0) Real().setsockopt(m->holder_fd, level, name, value, len);
+        return r;
+      }
+      int r = Real().setsockopt(m->holder_fd, level, name, value, len);
+      if (r != 0) return r;
+      if ((level == IPPROTO_IP && name == IP_PKTINFO) || (level == IPPROTO_IPV6 && name == IPV6_RECVPKTINFO)) {
+        m->want_pktinfo = static_cast<uint8_t>(IntOption(m->holder_fd, level, name) != 0);
+      } else if (AffectsSending(level, name)) {
+        // Replies leave from the shared socket; the group shares one uid.
+        Real().setsockopt(m->group_fd, level, name, value, len);
+      }
+      return 0;
+    }
+  }
+  return Real().setsockopt(fd, level, name, value, len);
+}
+
+int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr) return Real().getsockopt(fd, level, name, value, len);
+  if (level == SOL_SOCKET && name == SO_REUSEPORT) return ReturnInt(1, value, len);
+  switch (m->state) {
+    case MemberState::kPending:
+    case MemberState::kBound:
+    case MemberState::kFree:
+      return Real().getsockopt(fd, level, name, value, len);
+    case MemberState::kListening:
+      if (level == SOL_SOCKET && name == SO_ACCEPTCONN) return ReturnInt(1, value, len);
+      if (IsListeningOption(level, name)) return Real().getsockopt(fd, level, name, value, len);
+      return Real().getsockopt(m->holder_fd, level, name, value, len);
+    case MemberState::kDatagram:
+      if (IsListeningOption(level, name)) return Real().getsockopt(fd, level, name, value, len);
+      return Real().getsockopt(m->holder_fd, level, name, value, len);
+  }
+  return Real().getsockopt(fd, level, name, value, len);
+}
+
+int Bind(int fd, const struct sockaddr* addr, socklen_t len) {
+  Member* m = LookupMember(fd);
+  const Settings& settings = GetSettings();
+  if (m == nullptr && settings.port_count == 0) return Real().bind(fd, addr, len);
+  TableLock lock;
+  m = LookupMember(fd);
+  if (m != nullptr && PendingIsStale(fd, m)) {
+    ForgetMember(fd, m);
+    m = nullptr;
+  }
+  if (m == nullptr) m = MemberForListedPort(fd, addr, len);
+  if (m == nullptr) return Real().bind(fd, addr, len);
+  if (m->state != MemberState::kPending) {
+    errno = EINVAL;  // the kernel's answer to binding a bound socket
+    return -1;
+  }
+  return EmulatedBind(fd, m, addr, len);
+}
+
+int Listen(int fd, int backlog) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr || m->state == MemberState::kPending) return Real().listen(fd, backlog);
+  if (m->state == MemberState::kDatagram) {
+    errno = EOPNOTSUPP;
+    return -1;
+  }
+  TableLock lock;
+  if (LookupMember(fd) != m) return Real().listen(fd, backlog);
+  struct rp_listen_request request {};
+  request.backlog = backlog;
+  BrokerReply reply;
+  if (CallBroker(m->link_fd, RP_OP_LISTEN, &request, sizeof(request), nullptr, 0, &reply) != 0) {
+    WarnBrokerUnreachable(errno);
+    if (m->state == MemberState::kListening) return 0;  // the group keeps its backlog
+    errno = EADDRINUSE;
+    return -1;
+  }
+  CloseReplyFds(&reply);
+  if (reply.header.status != 0) {
+    errno = reply.header.status;
+    return -1;
+  }
+  m->backlog = backlog;
+  if (m->state == MemberState::kListening) return 0;
+
+  // The program's option values now, against the shared socket's.
+  ReadInheritedOptions(fd, m->family, m->inherited.wanted);
+  ReadInheritedOptions(m->group_fd, m->family, m->inherited.listener);
+  UpdateDifferMask(&m->inherited);
+  if (!SwapInChannel(fd, m->channel_fd, m)) {
+    errno = errno == EMFILE || errno == ENFILE ? errno : ENOBUFS;
+    return -1;
+  }
+  UnmarkPrivateFd(m->channel_fd);
+  Real().close(m->channel_fd);
+  m->channel_fd = -1;
+  m->state = MemberState::kListening;
+  return 0;
+}
+
+int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr || m->state == MemberState::kPending) return Real().getsockname(fd, addr, len);
+  if (addr == nullptr || len == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  rp_copy_sockaddr_out(&m->bound, m->bound_len, addr, len);
+  return 0;
+}
+
+int Getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr || m->state == MemberState::kPending) return Real().getpeername(fd, addr, len);
+  if (m->state == MemberState::kDatagram && m->connected) {
+    if (addr == nullptr || len == nullptr) {
+      errno = EFAULT;
+      return -1;
+    }
+    rp_copy_sockaddr_out(&m->peer, m->peer_len, addr, len);
+    return 0;
+  }
+  errno = ENOTCONN;
+  return -1;
+}
+
+int Connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr || m->state != MemberState::kDatagram) return Real().connect(fd, addr, len);
+  // A UDP member keeps receiving through the group; connect() only sets the
+  // default destination of send()/write(), which leave from the shared socket.
+  if (addr == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC) {
+    m->connected = 0;
+    return 0;
+  }
+  struct rp_address peer;
+  if (rp_address_from_sockaddr(addr, len, &peer) != 0) {
+    errno = len < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT;
+    return -1;
+  }
+  TableLock lock;
+  m->peer_len = rp_address_to_sockaddr(&peer, m->family, &m->peer);
+  if (m->peer_len == 0) {
+    errno = EAFNOSUPPORT;
+    return -1;
+  }
+  m->connected = 1;
+  return 0;
+}
+
+int Shutdown(int fd, int how) {
+  Member* m = LookupMember(fd);
+  if (m == nullptr || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+    return Real().shutdown(fd, how);
+  }
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+    errno = EINVAL;
+    return -1;
+  }
+  // Shutting the channel would make it read as end-of-file forever; the group
+  // socket is shared. A listener or unconnected UDP socket has nothing to shut.
+  errno = ENOTCONN;
+  return m->state == MemberState::kListening ? 0 : -1;
+}
+
+}  // namespace reuseport::shim
