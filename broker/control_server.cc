@@ -1,0 +1,517 @@
+#include "control_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "log.h"
+#include "socket_facts.h"
+#include "status_report.h"
+
+namespace reuseport::broker {
+
+namespace {
+
+constexpr size_t kMaxLinks = 65536;
+constexpr size_t kMaxOutboxBytes = 16u << 20;
+constexpr size_t kStatusChunk = 32u << 10;
+
+const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp" : "tcp"; }
+
+absl::Status MakeParentDirectory(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return absl::OkStatus();
+  std::string dir = path.substr(0, slash);
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      std::string part = dir.substr(0, i);
+      if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+        return absl::ErrnoToStatus(errno, absl::StrFormat("mkdir %s", part));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ControlServer::ControlServer(EventLoop& loop, Registry& registry, Dispatcher& dispatcher, const ControlOptions& options)
+    : loop_(loop), registry_(registry), dispatcher_(dispatcher), options_(options) {}
+
+ControlServer::~ControlServer() { Shutdown(); }
+
+absl::Status ControlServer::Start() {
+  struct sockaddr_un addr {};
+  if (options_.socket_path.empty() || options_.socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("socket path '%s' must be 1 to %d bytes", options_.socket_path, sizeof(addr.sun_path) - 1));
+  }
+  if (absl::Status s = MakeParentDirectory(options_.socket_path); !s.ok()) return s;
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, options_.socket_path.c_str());
+
+  // A socket file left by a broker that died is removed; one that answers
+  // belongs to a running broker and is not ours to take.
+  UniqueFd probe(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (probe && connect(probe.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0) {
+    return absl::AlreadyExistsError(absl::StrFormat("another reuseportd is serving %s", options_.socket_path));
+  }
+  unlink(options_.socket_path.c_str());
+
+  listener_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listener_) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
+  if (bind(listener_.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrFormat("bind %s", options_.socket_path));
+  }
+  if (chmod(options_.socket_path.c_str(), options_.socket_mode) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrFormat("chmod %s", options_.socket_path));
+  }
+  if (listen(listener_.get(), 1024) != 0) return absl::ErrnoToStatus(errno, "listen");
+  listener_watch_ = loop_.Add(listener_.get(), EPOLLIN, [this](uint32_t) { OnAcceptable(); });
+  if (listener_watch_ == nullptr) return absl::InternalError("cannot watch the control socket");
+  buffer_.resize(RP_MAX_RECORD);
+  return absl::OkStatus();
+}
+
+void ControlServer::Shutdown() {
+  if (!listener_) return;
+  loop_.Remove(listener_watch_);
+  listener_watch_ = nullptr;
+  // Remove the path only if it is still ours (a successor may have taken it).
+  struct stat on_disk {}, ours {};
+  if (stat(options_.socket_path.c_str(), &on_disk) == 0 && fstat(listener_.get(), &ours) == 0) {
+    struct sockaddr_un bound {};
+    socklen_t len = sizeof(bound);
+    if (getsockname(listener_.get(), reinterpret_cast<struct sockaddr*>(&bound), &len) == 0) unlink(bound.sun_path);
+  }
+  listener_.reset();
+}
+
+void ControlServer::OnAcceptable() {
+  for (int i = 0; i < 64; ++i) {
+    int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+        LogLimited("control-accept", Severity::kWarning, "accept on the control socket: %s", strerror(errno));
+      }
+      return;
+    }
+    UniqueFd owned(fd);
+    if (links_.size() >= kMaxLinks) {
+      LogLimited("too-many-links", Severity::kWarning, "refusing a link: %d links open", links_.size());
+      continue;
+    }
+    absl::StatusOr<PeerCredentials> creds = ReadPeerCredentials(fd);
+    if (!creds.ok()) continue;
+    auto link = std::make_unique<Link>();
+    link->id = ++last_link_id_;
+    link->fd = std::move(owned);
+    link->creds = *creds;
+    link->command = CommandName(creds->pid);
+    Link* raw = link.get();
+    link->watch = loop_.Add(fd, EPOLLIN | EPOLLRDHUP, [this, raw](uint32_t events) { OnLinkEvents(raw, events); });
+    if (link->watch == nullptr) continue;
+    links_[link->id] = std::move(link);
+    ++totals_.links_accepted;
+  }
+}
+
+void ControlServer::OnLinkEvents(Link* link, uint32_t events) {
+  uint64_t id = link->id;
+  if (events & EPOLLOUT) {
+    FlushOutbox(link);
+    if (!links_.contains(id)) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    // A bounded number of records per wakeup, so one chatty client cannot
+    // starve the others.
+    for (int i = 0; i < 32; ++i) {
+      ReceiveResult r = ReceiveRecord(link->fd.get(), buffer_);
+      switch (r.status) {
+        case ReceiveStatus::kRecord:
+          ++totals_.requests;
+          Handle(link, r.record);
+          if (!links_.contains(id)) return;
+          continue;
+        case ReceiveStatus::kWouldBlock:
+          return;
+        case ReceiveStatus::kClosed:
+        case ReceiveStatus::kFailed:
+          CloseLink(link);
+          return;
+        case ReceiveStatus::kRejected: {
+          ++totals_.rejected_messages;
+          LogLimited("bad-message", Severity::kWarning, "link %d (pid %d uid %d %s): rejected message: %s", link->id,
+                     link->creds.pid, link->creds.uid, link->command, r.error.reason);
+          rp_header request = r.error.header_readable ? r.error.header : rp_header{};
+          if (!r.error.header_readable) request.opcode = 0;
+          Refuse(link, request, r.error.error, "bad-message", r.error.reason);
+          if (!links_.contains(id)) return;
+          continue;
+        }
+      }
+    }
+  }
+}
+
+void ControlServer::CloseLink(Link* link) {
+  if (Member* m = link->member) {
+    auto& links = m->links;
+    links.erase(std::remove(links.begin(), links.end(), link), links.end());
+    if (links.empty()) {
+      Log(Severity::kInfo, "member %d (pid %d %s) left group %d", m->id, m->creds.pid, m->command, m->group->id);
+      members_by_key_.erase(m->key);
+      dispatcher_.RemoveMember(m);
+    }
+  }
+  loop_.Remove(link->watch);
+  links_.erase(link->id);
+}
+
+void ControlServer::Handle(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (h.flags & RP_FLAG_REPLY) {
+    Refuse(link, h, EBADMSG, "bad-message", "a reply sent as a request");
+    return;
+  }
+  switch (h.opcode) {
+    case RP_OP_BIND:
+      HandleBind(link, record);
+      return;
+    case RP_OP_LISTEN:
+      HandleListen(link, record);
+      return;
+    case RP_OP_ATTACH:
+      HandleAttach(link, record);
+      return;
+    case RP_OP_STATUS:
+      HandleStatus(link, record);
+      return;
+    default:
+      Refuse(link, h, EOPNOTSUPP, "unknown-opcode", absl::StrFormat("opcode %d is not a request this broker knows", h.opcode));
+      return;
+  }
+}
+
+void ControlServer::HandleBind(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (link->member != nullptr) {
+    Refuse(link, h, EISCONN, "bad-request", "this link already belongs to a member");
+    return;
+  }
+  if (record.payload.size() != sizeof(rp_bind_request) || record.fds.size() != 1) {
+    Refuse(link, h, EBADMSG, "bad-message",
+           absl::StrFormat("BIND needs a %d-byte payload and one fd (got %d bytes, %d fds)", sizeof(rp_bind_request),
+                           record.payload.size(), record.fds.size()));
+    return;
+  }
+  rp_bind_request req;
+  memcpy(&req, record.payload.data(), sizeof(req));
+  if (req.protocol != RP_PROTO_TCP && req.protocol != RP_PROTO_UDP) {
+    Refuse(link, h, EPROTONOSUPPORT, "bad-request", absl::StrFormat("protocol %d", req.protocol));
+    return;
+  }
+  if (req.address.family != AF_INET && req.address.family != AF_INET6) {
+    Refuse(link, h, EAFNOSUPPORT, "bad-request", absl::StrFormat("address family %d", req.address.family));
+    return;
+  }
+  int fd = record.fds[0].get();
+  absl::StatusOr<SocketFacts> facts = InspectSocket(fd);
+  if (!facts.ok()) {
+    Refuse(link, h, ENOTSOCK, "bad-socket", std::string(facts.status().message()));
+    return;
+  }
+  if (facts->protocol != req.protocol || facts->family != req.address.family) {
+    Refuse(link, h, EPROTOTYPE, "bad-socket", "the socket is not of the protocol and family asked for");
+    return;
+  }
+  if (facts->connected || (facts->listening && !facts->bound)) {
+    Refuse(link, h, EISCONN, "bad-socket", "the socket is connected");
+    return;
+  }
+  NamespaceId netns = SocketNetworkNamespace(fd, link->creds.pid);
+
+  if (facts->bound) {
+    // The kernel bound it for the member: privilege and address are proven.
+    rp_address a = facts->address;
+    if ((req.address.port != 0 && req.address.port != a.port) || !SameAddress(req.address, a)) {
+      Refuse(link, h, EINVAL, "bad-request", "the socket is bound to another address than the one asked for");
+      return;
+    }
+    PortDomain& domain = registry_.DomainFor(DomainKey{netns, req.protocol, a.port});
+    if (int err = registry_.CheckNewSocket(domain, a, facts->v6only, facts->owner_uid); err != 0) {
+      Refuse(link, h, err, "other-uid", absl::StrFormat("%s is held by another uid", FormatAddress(a)));
+      registry_.DropDomainIfEmpty(domain.key);
+      return;
+    }
+    if (Group* g = registry_.FindExactGroup(domain, a, facts->v6only)) {
+      Admit(link, h, g, g->real->fd.get());  // its own socket is dropped: the group has one
+      return;
+    }
+    uint64_t inode = facts->inode;
+    RealSocket* real = registry_.AddRealSocket(domain, std::move(record.fds[0]), req.protocol, a, facts->v6only, inode);
+    Group* g = registry_.AddGroup(domain, real, a, facts->v6only, facts->owner_uid);
+    if (req.protocol == RP_PROTO_UDP) {
+      if (absl::Status s = dispatcher_.StartUdp(real); !s.ok()) {
+        Log(Severity::kError, "%s", s.ToString());
+      }
+    }
+    Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s)", g->id, ProtocolName(req.protocol),
+        FormatAddress(a), facts->owner_uid, link->creds.pid, link->command);
+    Admit(link, h, g, real->fd.get());
+    return;
+  }
+
+  if (req.address.port == 0) {
+    Refuse(link, h, EINVAL, "bad-request", "an unbound socket cannot join port 0");
+    return;
+  }
+  if (!policy_.MayJoinPort(link->creds, req.address.port)) {
+    Refuse(link, h, EACCES, "privileged-port",
+           absl::StrFormat("pid %d uid %d may not bind port %d", link->creds.pid, link->creds.uid, req.address.port));
+    return;
+  }
+  PortDomain* domain = registry_.FindDomain(DomainKey{netns, req.protocol, req.address.port});
+  if (domain == nullptr) {
+    Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group holds %s", FormatAddress(req.address)));
+    return;
+  }
+  JoinDecision d = registry_.DecideJoin(*domain, req.address, facts->v6only, facts->owner_uid);
+  switch (d.kind) {
+    case JoinDecision::kRefused:
+      Refuse(link, h, d.error, "other-uid",
+             absl::StrFormat("%s is held by another uid than %d", FormatAddress(req.address), facts->owner_uid));
+      return;
+    case JoinDecision::kNoGroup:
+      Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group can serve %s", FormatAddress(req.address)));
+      return;
+    case JoinDecision::kJoinGroup:
+      Admit(link, h, d.group, d.group->real->fd.get());
+      return;
+    case JoinDecision::kNewGroupOnSocket: {
+      Group* g = registry_.AddGroup(*domain, d.real, req.address, facts->v6only, facts->owner_uid);
+      Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s), served through %s", g->id,
+          ProtocolName(req.protocol), FormatAddress(req.address), facts->owner_uid, link->creds.pid, link->command,
+          FormatAddress(d.real->address));
+      Admit(link, h, g, d.real->fd.get());
+      return;
+    }
+  }
+}
+
+void ControlServer::Admit(Link* link, const rp_header& request, Group* group, int real_fd) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    int err = errno;
+    Refuse(link, request, err, "resources", absl::StrFormat("socketpair: %s", strerror(err)));
+    if (group->members.empty()) {
+      if (auto released = registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
+    }
+    return;
+  }
+  UniqueFd broker_end(sv[0]);
+  UniqueFd member_end(sv[1]);
+  dispatcher_.PrepareChannel(broker_end.get(), group->protocol);
+  UniqueFd member_copy(fcntl(member_end.get(), F_DUPFD_CLOEXEC, 0));
+  UniqueFd broker_copy(fcntl(broker_end.get(), F_DUPFD_CLOEXEC, 0));
+  struct stat st {};
+  if (!member_copy || !broker_copy || fstat(member_end.get(), &st) != 0) {
+    int err = errno;
+    Refuse(link, request, err, "resources", absl::StrFormat("dup: %s", strerror(err)));
+    if (group->members.empty()) {
+      if (auto released = registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
+    }
+    return;
+  }
+  auto member = std::make_unique<Member>();
+  member->id = registry_.NextId();
+  member->creds = link->creds;
+  member->command = link->command;
+  member->channel = std::move(broker_end);
+  member->channel_member = std::move(member_copy);
+  member->key = static_cast<uint64_t>(st.st_ino);
+
+  rp_member_reply reply{};
+  reply.bound = group->address;
+  reply.protocol = static_cast<uint8_t>(group->protocol);
+  reply.v6only = group->v6only;
+  reply.group_id = group->id;
+  reply.member_id = member->id;
+  uint64_t link_id = link->id;
+  Reply(link, request, 0, &reply, sizeof(reply), {member_end.get(), broker_copy.get(), real_fd});
+  if (!links_.contains(link_id)) {
+    if (group->members.empty()) {
+      if (auto released = registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
+    }
+    return;
+  }
+  Member* m = member.get();
+  link->member = m;
+  m->links.push_back(link);
+  members_by_key_[m->key] = m;
+  Log(Severity::kInfo, "member %d (pid %d uid %d %s) joined group %d (%s %s)", m->id, m->creds.pid, m->creds.uid,
+      m->command, group->id, ProtocolName(group->protocol), FormatAddress(group->address));
+  dispatcher_.AddMember(group, std::move(member));
+}
+
+void ControlServer::HandleListen(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  Member* m = link->member;
+  if (m == nullptr) {
+    Refuse(link, h, ENOTCONN, "bad-request", "LISTEN before BIND");
+    return;
+  }
+  if (m->group->protocol != RP_PROTO_TCP) {
+    Refuse(link, h, EOPNOTSUPP, "bad-request", "LISTEN on a UDP member");
+    return;
+  }
+  if (record.payload.size() != sizeof(rp_listen_request) || !record.fds.empty()) {
+    Refuse(link, h, EBADMSG, "bad-message", "LISTEN needs an 8-byte payload and no fds");
+    return;
+  }
+  rp_listen_request req;
+  memcpy(&req, record.payload.data(), sizeof(req));
+  int backlog = req.backlog <= 0 ? 128 : std::min(req.backlog, 65535);
+  if (int err = dispatcher_.Listen(m->group->real, backlog); err != 0) {
+    Refuse(link, h, err, "listen-failed",
+           absl::StrFormat("listen on %s: %s", FormatAddress(m->group->real->address), strerror(err)));
+    return;
+  }
+  dispatcher_.SetListening(m);
+  Reply(link, h, 0, nullptr, 0);
+}
+
+void ControlServer::HandleAttach(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (link->member != nullptr) {
+    Refuse(link, h, EISCONN, "bad-request", "this link already belongs to a member");
+    return;
+  }
+  if (!record.payload.empty() || record.fds.size() != 1) {
+    Refuse(link, h, EBADMSG, "bad-message", "ATTACH needs no payload and one fd");
+    return;
+  }
+  // Holding the member's end of the channel is the proof of membership.
+  struct stat st {};
+  if (fstat(record.fds[0].get(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    Refuse(link, h, ENOTSOCK, "bad-socket", "ATTACH needs a channel");
+    return;
+  }
+  auto it = members_by_key_.find(static_cast<uint64_t>(st.st_ino));
+  struct stat mine {};
+  if (it == members_by_key_.end() || fstat(it->second->channel_member.get(), &mine) != 0 || mine.st_dev != st.st_dev) {
+    Refuse(link, h, ENOENT, "no-member", "no member owns that channel");
+    return;
+  }
+  Member* m = it->second;
+  UniqueFd broker_copy(fcntl(m->channel.get(), F_DUPFD_CLOEXEC, 0));
+  if (!broker_copy) {
+    Refuse(link, h, errno, "resources", "dup failed");
+    return;
+  }
+  rp_member_reply reply{};
+  reply.bound = m->group->address;
+  reply.protocol = static_cast<uint8_t>(m->group->protocol);
+  reply.v6only = m->group->v6only;
+  reply.listening = m->listening ? 1 : 0;
+  reply.group_id = m->group->id;
+  reply.member_id = m->id;
+  uint64_t link_id = link->id;
+  Reply(link, h, 0, &reply, sizeof(reply), {broker_copy.get(), m->group->real->fd.get()});
+  if (!links_.contains(link_id)) return;
+  link->member = m;
+  m->links.push_back(link);
+}
+
+void ControlServer::HandleStatus(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (record.payload.size() != sizeof(rp_status_request) || !record.fds.empty()) {
+    Refuse(link, h, EBADMSG, "bad-message", "STATUS needs an 8-byte payload and no fds");
+    return;
+  }
+  rp_status_request req;
+  memcpy(&req, record.payload.data(), sizeof(req));
+  if (req.format > RP_STATUS_PROMETHEUS) {
+    Refuse(link, h, EINVAL, "bad-request", absl::StrFormat("status format %d", req.format));
+    return;
+  }
+  std::string text = RenderStatus(StatusSources{registry_, dispatcher_.totals(), totals_, links_.size()},
+                                   static_cast<rp_status_format>(req.format));
+  size_t offset = 0;
+  do {
+    size_t n = std::min(kStatusChunk, text.size() - offset);
+    rp_header reply = MakeReply(h, 0, 0);
+    if (offset + n < text.size()) reply.flags |= RP_FLAG_MORE;
+    std::string bytes(reinterpret_cast<const char*>(&reply), sizeof(reply));
+    bytes.append(text, offset, n);
+    QueueRecord(link, std::move(bytes));
+    offset += n;
+  } while (offset < text.size());
+  FlushOutbox(link);
+}
+
+void ControlServer::Reply(Link* link, const rp_header& request, int status, const void* payload, size_t payload_size,
+                          const std::vector<int>& fds) {
+  rp_header reply = MakeReply(request, status, static_cast<uint32_t>(payload_size));
+  if (fds.empty()) {
+    std::string bytes(reinterpret_cast<const char*>(&reply), sizeof(reply));
+    if (payload_size > 0) bytes.append(static_cast<const char*>(payload), payload_size);
+    QueueRecord(link, std::move(bytes));
+    FlushOutbox(link);
+    return;
+  }
+  int err = link->outbox.empty() ? SendRecord(link->fd.get(), reply, payload, payload_size, nullptr, 0, fds, MSG_DONTWAIT)
+                                 : EAGAIN;
+  if (err != 0) {
+    // A member that does not read the reply to its own request is broken.
+    LogLimited("reply-failed", Severity::kWarning, "link %d (pid %d %s): cannot reply: %s; closing it", link->id,
+               link->creds.pid, link->command, strerror(err));
+    CloseLink(link);
+  }
+}
+
+void ControlServer::Refuse(Link* link, const rp_header& request, int status, const std::string& reason_key,
+                           const std::string& detail) {
+  ++totals_.refusals;
+  ++totals_.refusals_by_reason[reason_key];
+  LogLimited(reason_key, Severity::kInfo, "link %d (pid %d uid %d %s): %s: %s", link->id, link->creds.pid,
+             link->creds.uid, link->command, strerror(status), detail);
+  Reply(link, request, status, nullptr, 0);
+}
+
+void ControlServer::QueueRecord(Link* link, std::string bytes) {
+  link->outbox_bytes += bytes.size();
+  link->outbox.push_back(std::move(bytes));
+}
+
+void ControlServer::FlushOutbox(Link* link) {
+  while (!link->outbox.empty()) {
+    const std::string& bytes = link->outbox.front();
+    ssize_t n = send(link->fd.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      CloseLink(link);
+      return;
+    }
+    link->outbox_bytes -= bytes.size();
+    link->outbox.pop_front();
+  }
+  if (link->outbox_bytes > kMaxOutboxBytes) {
+    LogLimited("slow-reader", Severity::kWarning, "link %d (pid %d %s) does not read its replies; closing it", link->id,
+               link->creds.pid, link->command);
+    CloseLink(link);
+    return;
+  }
+  uint32_t want = EPOLLIN | EPOLLRDHUP | (link->outbox.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
+  loop_.Modify(link->watch, want);
+}
+
+}  // namespace reuseport::broker

@@ -1,0 +1,108 @@
+// The broker's control socket: accepts links from members and reuseportctl,
+// reads their requests, checks them against the kernel's rules and the policy,
+// and answers each with a status (0 or an errno) and, for joins, the fds that
+// make a member.
+//
+// A misbehaving client gets an error reply or a disconnect; it never stops the
+// broker serving anyone else. Every rejected input is logged, rate-limited.
+//
+// Thread-safety: none; runs on the broker's event loop.
+#ifndef REUSEPORT_BROKER_CONTROL_SERVER_H_
+#define REUSEPORT_BROKER_CONTROL_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "dispatcher.h"
+#include "event_loop.h"
+#include "peer_identity.h"
+#include "policy.h"
+#include "registry.h"
+#include "unique_fd.h"
+#include "wire.h"
+
+namespace reuseport::broker {
+
+struct ControlOptions {
+  std::string socket_path;
+  mode_t socket_mode = 0666;  // every local user may ask; the checks are per request
+};
+
+// One connection to the control socket.
+struct Link {
+  uint64_t id = 0;
+  UniqueFd fd;
+  PeerCredentials creds;
+  std::string command;
+  Member* member = nullptr;  // set by BIND / ATTACH / REJOIN
+  EventLoop::Watch* watch = nullptr;
+  std::deque<std::string> outbox;  // reply bytes waiting for the client to read (no fds)
+  size_t outbox_bytes = 0;
+};
+
+struct ControlTotals {
+  uint64_t links_accepted = 0;
+  uint64_t requests = 0;
+  uint64_t rejected_messages = 0;
+  uint64_t refusals = 0;  // requests answered with an error
+  absl::flat_hash_map<std::string, uint64_t> refusals_by_reason;
+};
+
+class ControlServer {
+ public:
+  ControlServer(EventLoop& loop, Registry& registry, Dispatcher& dispatcher, const ControlOptions& options);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  absl::Status Start();
+  void Shutdown();
+
+  const ControlTotals& totals() const { return totals_; }
+  size_t link_count() const { return links_.size(); }
+
+ private:
+  void OnAcceptable();
+  void OnLinkEvents(Link* link, uint32_t events);
+  void CloseLink(Link* link);
+  void Handle(Link* link, Record& record);
+
+  void HandleBind(Link* link, Record& record);
+  void HandleListen(Link* link, Record& record);
+  void HandleAttach(Link* link, Record& record);
+  void HandleStatus(Link* link, Record& record);
+
+  // Creates a member for `link` in `group` and answers with its fds.
+  void Admit(Link* link, const rp_header& request, Group* group, int real_fd);
+
+  void Reply(Link* link, const rp_header& request, int status, const void* payload, size_t payload_size,
+             const std::vector<int>& fds = {});
+  void Refuse(Link* link, const rp_header& request, int status, const std::string& reason_key,
+              const std::string& detail);
+  void QueueRecord(Link* link, std::string bytes);
+  void FlushOutbox(Link* link);
+
+  EventLoop& loop_;
+  Registry& registry_;
+  Dispatcher& dispatcher_;
+  Policy policy_;
+  ControlOptions options_;
+  UniqueFd listener_;
+  EventLoop::Watch* listener_watch_ = nullptr;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Link>> links_;
+  absl::flat_hash_map<uint64_t, Member*> members_by_key_;  // channel inode -> member
+  uint64_t last_link_id_ = 0;
+  std::vector<char> buffer_;
+  ControlTotals totals_;
+};
+
+}  // namespace reuseport::broker
+
+#endif  // REUSEPORT_BROKER_CONTROL_SERVER_H_

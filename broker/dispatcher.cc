@@ -1,0 +1,428 @@
+#include "dispatcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "log.h"
+#include "reuseport/address_codec.h"
+#include "socket_facts.h"
+#include "wire.h"
+
+namespace reuseport::broker {
+
+namespace {
+
+constexpr size_t kDatagramPrefix = sizeof(rp_header) + sizeof(rp_datagram);
+static_assert(kDatagramPrefix == 96, "channel record prefix");
+constexpr size_t kUdpSlot = kDatagramPrefix + 65536;
+constexpr int kUdpBatch = 32;
+constexpr int kAcceptBatch = 64;
+
+// Sets a socket buffer even above the sysctl maximum when we may (root).
+void SetBuffer(int fd, int force_option, int option, int bytes) {
+  int half = bytes / 2;  // the kernel doubles what it is given
+  if (setsockopt(fd, SOL_SOCKET, force_option, &half, sizeof(half)) != 0) {
+    setsockopt(fd, SOL_SOCKET, option, &half, sizeof(half));
+  }
+}
+
+void SetInt(int fd, int level, int name, int value) { setsockopt(fd, level, name, &value, sizeof(value)); }
+
+}  // namespace
+
+Dispatcher::Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key)
+    : loop_(loop), registry_(registry), options_(options), flow_key_(flow_key) {}
+
+void Dispatcher::CalibrateChannels() {
+  // A queued record costs its truesize, not its length; measure it rather than
+  // guess, so member_window means connections.
+  int per_record = 1024;
+  int sv[2];
+  int p[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+    if (pipe2(p, O_CLOEXEC) == 0) {
+      constexpr int kProbe = 16;
+      rp_header h = MakeHeader(RP_OP_CONNECTION, sizeof(rp_connection), 0);
+      rp_connection c{};
+      int sent = 0;
+      for (int i = 0; i < kProbe; ++i) {
+        if (SendRecord(sv[0], h, &c, sizeof(c), nullptr, 0, {p[0]}, MSG_DONTWAIT) == 0) ++sent;
+      }
+      int queued = 0;
+      if (sent > 0 && ioctl(sv[0], SIOCOUTQ, &queued) == 0 && queued > 0) per_record = queued / sent;
+      close(p[0]);
+      close(p[1]);
+    }
+    close(sv[0]);
+    close(sv[1]);
+  }
+  tcp_channel_sndbuf_ = std::max(per_record * options_.member_window, 4096);
+  Log(Severity::kDebug, "channel record costs %d bytes; TCP channel buffer %d bytes for %d connections", per_record,
+      tcp_channel_sndbuf_, options_.member_window);
+}
+
+void Dispatcher::PrepareChannel(int channel_fd, int protocol) const {
+  int flags = fcntl(channel_fd, F_GETFL);
+  fcntl(channel_fd, F_SETFL, flags | O_NONBLOCK);
+  int bytes = protocol == RP_PROTO_TCP ? tcp_channel_sndbuf_ : options_.udp_channel_bytes;
+  if (bytes > 0) SetBuffer(channel_fd, SO_SNDBUFFORCE, SO_SNDBUF, bytes);
+}
+
+absl::Status Dispatcher::StartUdp(RealSocket* real) {
+  int fd = real->fd.get();
+  if (real->address.family == AF_INET) {
+    SetInt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  } else {
+    SetInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  }
+  SetInt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+  real->watch = loop_.Add(fd, EPOLLIN, [this, real](uint32_t) { OnUdpReadable(real); });
+  if (real->watch == nullptr) return absl::InternalError("cannot watch UDP socket");
+  return absl::OkStatus();
+}
+
+int Dispatcher::Listen(RealSocket* real, int backlog) {
+  if (backlog <= 0) backlog = 128;
+  if (real->listening && backlog <= real->backlog) return 0;
+  if (listen(real->fd.get(), backlog) != 0) return errno;
+  real->backlog = std::max(backlog, real->backlog);
+  if (!real->listening) {
+    real->listening = true;
+    int flags = fcntl(real->fd.get(), F_GETFL);
+    fcntl(real->fd.get(), F_SETFL, flags | O_NONBLOCK);
+    real->watch = loop_.Add(real->fd.get(), EPOLLIN, [this, real](uint32_t) { OnTcpReadable(real); });
+    if (real->watch == nullptr) return ENOMEM;
+  }
+  return 0;
+}
+
+void Dispatcher::ForgetRealSocket(RealSocket* real) {
+  loop_.Remove(real->watch);
+  real->watch = nullptr;
+}
+
+void Dispatcher::AddMember(Group* group, std::unique_ptr<Member> member) {
+  Member* m = member.get();
+  m->group = group;
+  m->joined_ms = EventLoop::NowMs();
+  if (group->protocol == RP_PROTO_UDP) m->listening = true;
+  m->channel_watch = loop_.Add(m->channel.get(), 0, [this, m](uint32_t events) {
+    if (events & EPOLLOUT) OnChannelWritable(m);
+  });
+  group->members.push_back(std::move(member));
+  ++group->members_joined;
+  group->RebuildTable();
+}
+
+void Dispatcher::SetListening(Member* member) {
+  if (member->listening) return;
+  member->listening = true;
+  member->group->RebuildTable();
+  FlushPending(member->group);
+}
+
+void Dispatcher::RemoveMember(Member* member) {
+  Group* group = member->group;
+  member->listening = false;
+  group->RebuildTable();
+  loop_.Remove(member->channel_watch);
+  member->channel_watch = nullptr;
+  Recover(member);
+  auto it = std::find_if(group->members.begin(), group->members.end(), [&](auto& m) { return m.get() == member; });
+  if (it != group->members.end()) group->members.erase(it);
+  ++group->members_left;
+  if (!group->members.empty()) return;
+
+  // The last member is gone. Connections still held for the group have nobody
+  // to go to; the kernel would reset them too.
+  for (auto& c : group->pending) Refuse(std::move(c.fd));
+  group->pending.clear();
+  RealSocket* real = group->real;
+  std::unique_ptr<RealSocket> released = registry_.RemoveGroup(group);
+  if (released) {
+    ForgetRealSocket(released.get());
+    Log(Severity::kInfo, "closed %s socket %s: its last group is gone", released->protocol == RP_PROTO_TCP ? "tcp" : "udp",
+        FormatAddress(released->address));
+  } else if (real != nullptr) {
+    ResumeIfDrained(real);
+  }
+}
+
+void Dispatcher::Refuse(UniqueFd fd) {
+  // Reset rather than FIN: the client sees what it would see with no listener.
+  struct linger reset = {1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ++totals_.connections_refused;
+}
+
+void Dispatcher::OnTcpReadable(RealSocket* real) {
+  for (int i = 0; i < kAcceptBatch && !real->paused; ++i) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(real->fd.get(), reinterpret_cast<struct sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      ++totals_.accept_errors;
+      LogLimited("accept-error", Severity::kWarning, "accept on %s: %s", FormatAddress(real->address), strerror(err));
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of resources: stop for a moment rather than spin; the kernel's
+        // backlog keeps the connections.
+        Pause(real);
+        loop_.After(100, [this, real] {
+          real->paused = false;
+          ResumeIfDrained(real);
+        });
+      }
+      return;
+    }
+    PendingConnection c;
+    c.fd = UniqueFd(fd);
+    rp_address_from_sockaddr(reinterpret_cast<struct sockaddr*>(&ss), len, &c.peer);
+    ++totals_.connections_accepted;
+    rp_address local = real->address;
+    bool need_local = registry_.NeedsLocalAddress(*real);
+    if (need_local) {
+      struct sockaddr_storage ls;
+      socklen_t ll = sizeof(ls);
+      if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ls), &ll) == 0) {
+        rp_address_from_sockaddr(reinterpret_cast<struct sockaddr*>(&ls), ll, &local);
+      }
+    }
+    Group* group = registry_.Route(*real, need_local ? &local : nullptr);
+    if (group == nullptr) {
+      Refuse(std::move(c.fd));
+      continue;
+    }
+    c.hash = FlowHash(flow_key_, c.peer, local);
+    ++group->accepted;
+    Deliver(group, std::move(c));
+  }
+}
+
+void Dispatcher::Deliver(Group* group, PendingConnection connection) {
+  // Keep arrival order: nothing overtakes connections already waiting.
+  if (group->pending.empty() && TryDeliver(group, connection)) return;
+  group->pending.push_back(std::move(connection));
+  Pause(group->real);
+}
+
+bool Dispatcher::TryDeliver(Group* group, PendingConnection& connection) {
+  size_t n = group->active.size();
+  if (n == 0) return false;
+  size_t first = static_cast<size_t>(group->table.Lookup(connection.hash));
+  for (size_t k = 0; k < n; ++k) {
+    Member* m = group->active[(first + k) % n];
+    if (m->full) continue;
+    rp_connection payload{};
+    payload.peer = connection.peer;
+    payload.sequence = m->connections + 1;
+    rp_header h = MakeHeader(RP_OP_CONNECTION, sizeof(payload), 0);
+    int err = SendRecord(m->channel.get(), h, &payload, sizeof(payload), nullptr, 0, {connection.fd.get()}, MSG_DONTWAIT);
+    if (err == 0) {
+      ++m->connections;
+      if (k > 0) ++group->active[first]->redirected_away;
+      connection.fd.reset();  // the member has its own reference now
+      return true;
+    }
+    if (err == EAGAIN || err == ENOBUFS) {
+      m->full = true;
+      loop_.Modify(m->channel_watch, EPOLLOUT);
+      continue;
+    }
+    LogLimited("channel-send", Severity::kWarning, "cannot hand a connection to member %d: %s", m->id, strerror(err));
+  }
+  return false;
+}
+
+void Dispatcher::OnChannelWritable(Member* member) {
+  member->full = false;
+  loop_.Modify(member->channel_watch, 0);
+  FlushPending(member->group);
+}
+
+void Dispatcher::FlushPending(Group* group) {
+  while (!group->pending.empty()) {
+    if (!TryDeliver(group, group->pending.front())) return;
+    group->pending.pop_front();
+  }
+  if (group->real != nullptr) ResumeIfDrained(group->real);
+}
+
+void Dispatcher::Pause(RealSocket* real) {
+  if (real == nullptr || real->paused) return;
+  real->paused = true;
+  if (real->watch != nullptr) loop_.Modify(real->watch, 0);
+}
+
+void Dispatcher::ResumeIfDrained(RealSocket* real) {
+  if (!real->paused) return;
+  for (auto& g : real->domain->groups) {
+    if (g->real == real && !g->pending.empty()) return;
+  }
+  real->paused = false;
+  if (real->watch != nullptr) {
+    loop_.Modify(real->watch, EPOLLIN);
+    if (real->protocol == RP_PROTO_TCP) OnTcpReadable(real);  // catch up with what queued meanwhile
+  }
+}
+
+void Dispatcher::OnUdpReadable(RealSocket* real) {
+  if (udp_buffers_.empty()) udp_buffers_.resize(kUdpSlot * kUdpBatch);
+  constexpr size_t kControl = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+                              CMSG_SPACE(sizeof(uint32_t));
+  struct mmsghdr msgs[kUdpBatch];
+  struct iovec iovs[kUdpBatch];
+  struct sockaddr_storage names[kUdpBatch];
+  alignas(struct cmsghdr) char controls[kUdpBatch][kControl];
+  // A bounded number of batches per wakeup keeps other sockets served.
+  for (int round = 0; round < 8; ++round) {
+    for (int i = 0; i < kUdpBatch; ++i) {
+      iovs[i] = {udp_buffers_.data() + i * kUdpSlot + kDatagramPrefix, kUdpSlot - kDatagramPrefix};
+      memset(&msgs[i], 0, sizeof(msgs[i]));
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+      msgs[i].msg_hdr.msg_control = controls[i];
+      msgs[i].msg_hdr.msg_controllen = kControl;
+    }
+    int n = recvmmsg(real->fd.get(), msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        LogLimited("udp-recv", Severity::kWarning, "recvmmsg on %s: %s", FormatAddress(real->address), strerror(errno));
+      }
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      ++totals_.datagrams_received;
+      struct msghdr& h = msgs[i].msg_hdr;
+      rp_address source{};
+      rp_address_from_sockaddr(static_cast<struct sockaddr*>(h.msg_name), h.msg_namelen, &source);
+      rp_address destination = real->address;
+      uint32_t ifindex = 0;
+      bool has_destination = false;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+          struct in_pktinfo info;
+          memcpy(&info, CMSG_DATA(c), sizeof(info));
+          destination.family = AF_INET;
+          memset(destination.addr, 0, sizeof(destination.addr));
+          memcpy(destination.addr, &info.ipi_addr, 4);
+          ifindex = static_cast<uint32_t>(info.ipi_ifindex);
+          has_destination = true;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+          struct in6_pktinfo info;
+          memcpy(&info, CMSG_DATA(c), sizeof(info));
+          destination.family = AF_INET6;
+          memcpy(destination.addr, &info.ipi6_addr, 16);
+          ifindex = info.ipi6_ifindex;
+          has_destination = true;
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+          memcpy(&real->kernel_drops, CMSG_DATA(c), sizeof(uint32_t));
+        }
+      }
+      destination.port = real->address.port;
+      char* slot = udp_buffers_.data() + i * kUdpSlot;
+      if (h.msg_flags & MSG_TRUNC) continue;  // larger than any UDP datagram can be
+      Group* group = registry_.Route(*real, has_destination ? &destination : nullptr);
+      if (group == nullptr) {
+        ++totals_.datagrams_unrouted;
+        continue;
+      }
+      ++group->datagrams;
+      ForwardDatagram(group, slot, msgs[i].msg_len, source, destination, ifindex, has_destination);
+    }
+    if (n < kUdpBatch) return;
+  }
+}
+
+void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
+                                 const rp_address& destination, uint32_t ifindex, bool has_destination) {
+  size_t n = group->active.size();
+  if (n == 0) {
+    ++group->dropped_full;
+    return;
+  }
+  uint64_t hash = FlowHash(flow_key_, source, destination);
+  Member* m = group->active[static_cast<size_t>(group->table.Lookup(hash)) % n];
+  rp_header h = MakeHeader(RP_OP_DATAGRAM, sizeof(rp_datagram), 0);
+  rp_datagram d{};
+  d.source = source;
+  d.destination = destination;
+  d.ifindex = ifindex;
+  d.flags = has_destination ? RP_DATAGRAM_HAS_DESTINATION : 0;
+  memcpy(prefix, &h, sizeof(h));
+  memcpy(prefix + sizeof(h), &d, sizeof(d));
+  struct iovec iov = {prefix, kDatagramPrefix + data_size};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t sent;
+  do {
+    sent = sendmsg(m->channel.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent >= 0) {
+    ++m->datagrams;
+    return;
+  }
+  // A full channel is a full receive queue: drop and count, as the kernel does.
+  // Sending elsewhere would break the flow's affinity.
+  ++m->dropped;
+  if (errno != EAGAIN && errno != ENOBUFS) {
+    LogLimited("channel-send", Severity::kWarning, "cannot forward a datagram to member %d: %s", m->id, strerror(errno));
+  }
+}
+
+void Dispatcher::Recover(Member* member) {
+  Group* group = member->group;
+  std::vector<char> buffer(RP_MAX_RECORD);
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+  for (;;) {
+    struct iovec iov = {buffer.data(), buffer.size()};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(member->channel_member.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    ExtractedFds fds = ExtractFds(&msg, RP_MAX_FDS);
+    if (static_cast<size_t>(n) < sizeof(rp_header)) continue;
+    rp_header h;
+    memcpy(&h, buffer.data(), sizeof(h));
+    if (h.opcode == RP_OP_CONNECTION && static_cast<size_t>(n) == sizeof(h) + sizeof(rp_connection) &&
+        fds.fds.size() == 1) {
+      rp_connection c;
+      memcpy(&c, buffer.data() + sizeof(h), sizeof(c));
+      PendingConnection p;
+      p.fd = std::move(fds.fds[0]);
+      p.peer = c.peer;
+      p.hash = FlowHash(flow_key_, c.peer, group->address);
+      ++member->recovered;
+      Deliver(group, std::move(p));
+    } else if (h.opcode == RP_OP_DATAGRAM && static_cast<size_t>(n) >= kDatagramPrefix) {
+      rp_datagram d;
+      memcpy(&d, buffer.data() + sizeof(h), sizeof(d));
+      ++member->recovered;
+      ForwardDatagram(group, buffer.data(), static_cast<size_t>(n) - kDatagramPrefix, d.source, d.destination, d.ifindex,
+                      (d.flags & RP_DATAGRAM_HAS_DESTINATION) != 0);
+    }
+  }
+  if (member->recovered > 0) {
+    Log(Severity::kInfo, "member %d left with %d unconsumed item(s); handed to the rest of group %d", member->id,
+        member->recovered, group->id);
+  }
+}
+
+}  // namespace reuseport::broker

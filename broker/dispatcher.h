@@ -1,0 +1,101 @@
+// Moves traffic from the real sockets to members: accepts TCP connections and
+// hands each to a member over its channel, receives UDP datagrams and forwards
+// each to a member, both chosen by the flow hash through the group's Maglev
+// table. Also carries membership changes that affect dispatch: a member that
+// leaves has what it never consumed taken back from its channel and handed to
+// the others, so a member that exits or is killed loses nothing the broker
+// accepted.
+//
+// Never blocks: every send is MSG_DONTWAIT. A member whose channel is full is
+// skipped (TCP: its connection goes to the next member; UDP: the datagram is
+// dropped and counted, as the kernel counts a full receive queue). When every
+// member of a group is full the broker stops accepting and the kernel's
+// backlog holds the load.
+//
+// Thread-safety: none; runs on the broker's event loop.
+#ifndef REUSEPORT_BROKER_DISPATCHER_H_
+#define REUSEPORT_BROKER_DISPATCHER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "event_loop.h"
+#include "flow_hash.h"
+#include "registry.h"
+
+namespace reuseport::broker {
+
+struct DispatchOptions {
+  int member_window = 128;              // TCP connections queued per member before it counts as full
+  int udp_channel_bytes = 4 << 20;      // UDP bytes queued per member before datagrams drop
+};
+
+struct DispatchTotals {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // no group could take them: reset, as with no listener
+  uint64_t datagrams_received = 0;
+  uint64_t datagrams_unrouted = 0;   // arrived for an address no group holds
+  uint64_t accept_errors = 0;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key);
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Measures the kernel's per-record cost of a channel so the window can be
+  // expressed in connections. Call once before members exist.
+  void CalibrateChannels();
+
+  // Sizes and makes non-blocking the broker's end of a new member's channel.
+  void PrepareChannel(int channel_fd, int protocol) const;
+
+  // UDP real sockets start receiving at once; TCP ones when listening.
+  absl::Status StartUdp(RealSocket* real);
+  // Returns 0 or the errno of listen().
+  int Listen(RealSocket* real, int backlog);
+
+  void AddMember(Group* group, std::unique_ptr<Member> member);
+  void SetListening(Member* member);
+  // Removes a member, hands its unconsumed connections and datagrams to the
+  // rest of its group, and closes the group when it was the last.
+  void RemoveMember(Member* member);
+
+  // Stops watching a real socket that is about to close.
+  void ForgetRealSocket(RealSocket* real);
+
+  const DispatchTotals& totals() const { return totals_; }
+  const FlowKey& flow_key() const { return flow_key_; }
+
+ private:
+  void OnTcpReadable(RealSocket* real);
+  void OnUdpReadable(RealSocket* real);
+  void OnChannelWritable(Member* member);
+
+  void Deliver(Group* group, PendingConnection connection);
+  bool TryDeliver(Group* group, PendingConnection& connection);
+  void FlushPending(Group* group);
+  void Pause(RealSocket* real);
+  void ResumeIfDrained(RealSocket* real);
+  void Refuse(UniqueFd fd);
+
+  // prefix points at kDatagramPrefix bytes of room before the datagram data.
+  void ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
+                       const rp_address& destination, uint32_t ifindex, bool has_destination);
+  void Recover(Member* member);
+
+  EventLoop& loop_;
+  Registry& registry_;
+  DispatchOptions options_;
+  FlowKey flow_key_;
+  int tcp_channel_sndbuf_ = 0;  // SO_SNDBUF value that holds member_window records
+  DispatchTotals totals_;
+  std::vector<char> udp_buffers_;
+};
+
+}  // namespace reuseport::broker
+
+#endif  // REUSEPORT_BROKER_DISPATCHER_H_

@@ -1,0 +1,90 @@
+#include "log.h"
+
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace reuseport::broker {
+
+namespace {
+
+std::atomic<int> g_max_severity{static_cast<int>(Severity::kInfo)};
+std::atomic<bool> g_syslog{false};
+
+const char* Name(Severity s) {
+  switch (s) {
+    case Severity::kError: return "error";
+    case Severity::kWarning: return "warning";
+    case Severity::kInfo: return "info";
+    case Severity::kDebug: return "debug";
+  }
+  return "?";
+}
+
+int SyslogPriority(Severity s) {
+  switch (s) {
+    case Severity::kError: return LOG_ERR;
+    case Severity::kWarning: return LOG_WARNING;
+    case Severity::kInfo: return LOG_INFO;
+    case Severity::kDebug: return LOG_DEBUG;
+  }
+  return LOG_INFO;
+}
+
+}  // namespace
+
+void SetLogSeverity(Severity max) { g_max_severity = static_cast<int>(max); }
+Severity LogSeverity() { return static_cast<Severity>(g_max_severity.load()); }
+bool LogEnabled(Severity s) { return static_cast<int>(s) <= g_max_severity.load(std::memory_order_relaxed); }
+
+bool ParseSeverity(absl::string_view text, Severity* out) {
+  std::string t = absl::AsciiStrToLower(text);
+  if (t == "error") *out = Severity::kError;
+  else if (t == "warning" || t == "warn") *out = Severity::kWarning;
+  else if (t == "info") *out = Severity::kInfo;
+  else if (t == "debug") *out = Severity::kDebug;
+  else return false;
+  return true;
+}
+
+void EnableSyslog(const char* ident) {
+  openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  g_syslog = true;
+}
+
+void LogLine(Severity s, absl::string_view message) {
+  if (g_syslog) {
+    syslog(SyslogPriority(s), "%.*s", static_cast<int>(message.size()), message.data());
+    return;
+  }
+  struct timespec ts {};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm {};
+  gmtime_r(&ts.tv_sec, &tm);
+  std::string line = absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ reuseportd[%d] %s: %s\n", tm.tm_year + 1900,
+                                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                                     static_cast<int>(getpid()), Name(s), message);
+  // One write per line so lines from concurrent writers never interleave.
+  ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+bool ShouldLogLimited(absl::string_view key, int limit) {
+  static std::mutex mu;
+  static auto* counts = new absl::flat_hash_map<std::string, int>();
+  std::lock_guard<std::mutex> lock(mu);
+  int& n = (*counts)[key];
+  ++n;
+  if (n <= limit) return true;
+  if (n == limit + 1) LogLine(Severity::kWarning, absl::StrCat("further '", key, "' messages are suppressed"));
+  return false;
+}
+
+}  // namespace reuseport::broker

@@ -1,0 +1,99 @@
+// reuseportd: gives unmodified programs SO_REUSEPORT on kernels that lack it.
+// See `reuseportd --help` and README.md.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "broker.h"
+#include "log.h"
+#include "reuseport/protocol.h"
+
+ABSL_FLAG(std::string, socket, RP_DEFAULT_SOCKET, "Path of the control socket members connect to.");
+ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (octal); every request is checked on its own.");
+ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
+ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
+ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
+ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
+ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
+
+namespace {
+
+reuseport::broker::Broker* g_broker = nullptr;
+
+void OnSignal(int) {
+  if (g_broker != nullptr) g_broker->Stop();
+}
+
+constexpr char kUsage[] =
+    "reuseportd - SO_REUSEPORT for programs on kernels that lack it\n"
+    "\n"
+    "SYNOPSIS\n"
+    "  reuseportd [--socket PATH] [--log_level LEVEL] [--syslog] [--member_window N]\n"
+    "             [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "  Owns the real listening socket of each group of sockets that share an address and\n"
+    "  port, accepts connections and receives datagrams on it, and hands each to one member\n"
+    "  chosen by a hash of its 4-tuple. Programs become members through libreuseport.so\n"
+    "  (see reuseport-run). Sockets share as on Linux 3.9+: same uid, same address and port;\n"
+    "  a specific address beats a wildcard; IPv4 sockets beat dual-stack IPv6 ones.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "  0 after SIGTERM or SIGINT; 1 when it cannot start (the reason is logged).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::ParseCommandLine(argc, argv);
+  using namespace reuseport::broker;
+
+  Severity severity;
+  if (!ParseSeverity(absl::GetFlag(FLAGS_log_level), &severity)) {
+    fprintf(stderr, "reuseportd: --log_level must be error, warning, info or debug\n");
+    return 2;
+  }
+  SetLogSeverity(severity);
+  if (absl::GetFlag(FLAGS_syslog)) EnableSyslog("reuseportd");
+
+  BrokerOptions options;
+  options.control.socket_path = absl::GetFlag(FLAGS_socket);
+  int mode = 0;
+  if (!absl::numbers_internal::safe_strto32_base(absl::GetFlag(FLAGS_socket_mode), &mode, 8) || mode < 0 || mode > 0777) {
+    fprintf(stderr, "reuseportd: --socket_mode must be octal permissions such as 0666\n");
+    return 2;
+  }
+  options.control.socket_mode = static_cast<mode_t>(mode);
+  options.dispatch.member_window = absl::GetFlag(FLAGS_member_window);
+  options.dispatch.udp_channel_bytes = absl::GetFlag(FLAGS_udp_queue_bytes);
+  if (options.dispatch.member_window < 1 || options.dispatch.udp_channel_bytes < 65536 + 1024) {
+    fprintf(stderr, "reuseportd: --member_window must be >= 1 and --udp_queue_bytes >= 66560\n");
+    return 2;
+  }
+  options.ready_fd = absl::GetFlag(FLAGS_ready_fd);
+
+  signal(SIGPIPE, SIG_IGN);
+  Broker broker(std::move(options));
+  g_broker = &broker;
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  if (absl::Status s = broker.Start(); !s.ok()) {
+    Log(Severity::kError, "cannot start: %s", s.ToString());
+    return 1;
+  }
+  broker.Run();
+  g_broker = nullptr;
+  return 0;
+}

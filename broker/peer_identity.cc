@@ -1,0 +1,117 @@
+#include "peer_identity.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+
+#ifndef SIOCGSKNS
+#define SIOCGSKNS 0x894C
+#endif
+
+namespace reuseport::broker {
+
+absl::StatusOr<PeerCredentials> ReadPeerCredentials(int fd) {
+  struct ucred cred {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return absl::InternalError(absl::StrFormat("SO_PEERCRED: %s", strerror(errno)));
+  }
+  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+std::string CommandName(pid_t pid) {
+  std::ifstream in(absl::StrFormat("/proc/%d/comm", pid));
+  std::string name;
+  if (!std::getline(in, name) || name.empty()) return "?";
+  return name;
+}
+
+namespace {
+
+bool SameFile(const char* a, const char* b) {
+  struct stat sa {}, sb {};
+  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+NamespaceId IdOf(const struct stat& st) { return NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}; }
+
+}  // namespace
+
+bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability) {
+  std::string user_ns = absl::StrFormat("/proc/%d/ns/user", pid);
+  struct stat probe {};
+  // /proc/PID/ns/user exists from 3.8; before that there is one user namespace.
+  if (stat("/proc/self/ns/user", &probe) == 0 && !SameFile(user_ns.c_str(), "/proc/self/ns/user")) return false;
+  std::ifstream in(absl::StrFormat("/proc/%d/status", pid));
+  std::string line;
+  bool uid_matches = false;
+  while (std::getline(in, line)) {
+    absl::string_view v = line;
+    if (absl::ConsumePrefix(&v, "Uid:")) {
+      unsigned real = 0, effective = 0;
+      std::string fields(v);
+      uid_matches = sscanf(fields.c_str(), "%u %u", &real, &effective) == 2 && effective == uid;
+      continue;
+    }
+    if (!absl::ConsumePrefix(&v, "CapEff:")) continue;
+    v = absl::StripAsciiWhitespace(v);
+    uint64_t caps = 0;
+    if (!uid_matches || !absl::SimpleHexAtoi(v, &caps)) return false;
+    return (caps >> capability) & 1;
+  }
+  return false;
+}
+
+NamespaceId OwnNetworkNamespace() {
+  struct stat st {};
+  if (stat("/proc/self/ns/net", &st) == 0) return IdOf(st);
+  return NamespaceId{};
+}
+
+namespace {
+
+// Before 3.8 the inodes under /proc/PID/ns are per process, not per namespace.
+bool NamespaceInodesAreIdentities() {
+  static const bool stable = [] {
+    struct utsname u {};
+    if (uname(&u) != 0) return true;
+    int major = 0, minor = 0;
+    if (sscanf(u.release, "%d.%d", &major, &minor) != 2) return true;
+    return major > 3 || (major == 3 && minor >= 8);
+  }();
+  return stable;
+}
+
+}  // namespace
+
+NamespaceId SocketNetworkNamespace(int socket_fd, pid_t peer_pid) {
+  int ns = ioctl(socket_fd, SIOCGSKNS);
+  if (ns >= 0) {
+    struct stat st {};
+    bool ok = fstat(ns, &st) == 0;
+    close(ns);
+    if (ok) return IdOf(st);
+  }
+  struct stat st {};
+  if (!NamespaceInodesAreIdentities()) return OwnNetworkNamespace();
+  if (peer_pid > 0 && stat(absl::StrFormat("/proc/%d/ns/net", peer_pid).c_str(), &st) == 0) return IdOf(st);
+  return OwnNetworkNamespace();
+}
+
+}  // namespace reuseport::broker

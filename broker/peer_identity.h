@@ -1,0 +1,55 @@
+// Who is on the other end of a link: credentials frozen at connect()
+// (SO_PEERCRED), and what /proc says about that process. /proc facts are read
+// at the moment of a request and only ever used to refuse, or to label.
+#ifndef REUSEPORT_BROKER_PEER_IDENTITY_H_
+#define REUSEPORT_BROKER_PEER_IDENTITY_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/hash/hash.h"
+#include "absl/status/statusor.h"
+
+namespace reuseport::broker {
+
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+absl::StatusOr<PeerCredentials> ReadPeerCredentials(int fd);
+
+// The process's command name (/proc/PID/comm), or "?" when gone.
+std::string CommandName(pid_t pid);
+
+// True when process `pid` still runs as `uid` (effective), has `capability` in
+// its effective set and lives in the broker's user namespace (a capability in
+// another namespace says nothing about ours). False when anything cannot be read.
+bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability);
+
+// A network namespace's identity: (st_dev, st_ino) of its nsfs inode.
+struct NamespaceId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  bool operator==(const NamespaceId& o) const { return dev == o.dev && ino == o.ino; }
+  template <typename H>
+  friend H AbslHashValue(H h, const NamespaceId& n) {
+    return H::combine(std::move(h), n.dev, n.ino);
+  }
+};
+
+// The broker's own network namespace.
+NamespaceId OwnNetworkNamespace();
+
+// The network namespace of a socket: SIOCGSKNS where the kernel has it (4.9),
+// else the namespace of the process that passed it (/proc/PID/ns/net, stable
+// since 3.8), else the broker's own (older kernels: members must then share the
+// broker's namespace, as documented).
+NamespaceId SocketNetworkNamespace(int socket_fd, pid_t peer_pid);
+
+}  // namespace reuseport::broker
+
+#endif  // REUSEPORT_BROKER_PEER_IDENTITY_H_

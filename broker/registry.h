@@ -1,0 +1,190 @@
+// Groups, members and the real sockets behind them, and the kernel's rules for
+// who may share what.
+//
+//   PortDomain  everything bound to one (network namespace, protocol, port).
+//   RealSocket  a socket the broker accepts or receives on. Usually one per
+//               group; a group bound to a specific address under a wildcard
+//               group of the same port is served by the wildcard's socket and
+//               routed by destination address ("virtual" group), because an
+//               old kernel lets only one of two overlapping listeners exist.
+//   Group       the sockets of one uid bound to one (family, V6ONLY, address,
+//               port): the unit SO_REUSEPORT shares among.
+//   Member      one member socket: its channel, its links, its counters.
+//
+// Rules as the kernel has them (net/ipv4/inet_connection_sock.c, 3.9+): sockets
+// may share when all set SO_REUSEPORT and their creators' uid is the same;
+// overlapping addresses (a wildcard and a specific one, or IPv4 and a
+// dual-stack IPv6 wildcard) count as the same for that check; a specific
+// address beats a wildcard, and IPv4 sockets beat dual-stack IPv6 ones for
+// IPv4 traffic.
+//
+// Thread-safety: none; owned by the broker's event loop.
+#ifndef REUSEPORT_BROKER_REGISTRY_H_
+#define REUSEPORT_BROKER_REGISTRY_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "event_loop.h"
+#include "maglev_table.h"
+#include "peer_identity.h"
+#include "reuseport/protocol.h"
+#include "unique_fd.h"
+
+namespace reuseport::broker {
+
+struct Group;
+struct PortDomain;
+struct Link;
+
+struct Member {
+  uint64_t id = 0;
+  Group* group = nullptr;
+  PeerCredentials creds;  // of the link that created it
+  std::string command;
+  UniqueFd channel;         // the broker's end
+  UniqueFd channel_member;  // a duplicate of the member's end: what it has not consumed can be taken back
+  uint64_t key = 0;         // stable across broker restarts (the member end's inode): places it in the table
+  bool listening = false;   // TCP: listen() called; UDP: always
+  bool full = false;        // the channel refused a send; waiting for it to drain
+  EventLoop::Watch* channel_watch = nullptr;
+  std::vector<Link*> links;  // the member lives while any link is open
+  int64_t joined_ms = 0;
+  // Counters for status and metrics.
+  uint64_t connections = 0;       // TCP connections handed over
+  uint64_t datagrams = 0;         // datagrams handed over
+  uint64_t dropped = 0;           // datagrams dropped because the channel was full
+  uint64_t redirected_away = 0;   // connections/datagrams sent elsewhere because it was full
+  uint64_t recovered = 0;         // unconsumed items taken back when it left
+};
+
+struct RealSocket {
+  PortDomain* domain = nullptr;
+  UniqueFd fd;
+  int protocol = 0;
+  rp_address address{};
+  bool v6only = false;
+  bool listening = false;
+  int backlog = 0;
+  bool paused = false;  // TCP: not accepting while every member is full
+  EventLoop::Watch* watch = nullptr;
+  uint64_t inode = 0;
+  uint32_t kernel_drops = 0;  // UDP: SO_RXQ_OVFL as last reported
+  int groups = 0;             // groups served by this socket
+};
+
+struct PendingConnection {
+  UniqueFd fd;
+  rp_address peer{};
+  uint64_t hash = 0;
+};
+
+struct Group {
+  uint64_t id = 0;
+  PortDomain* domain = nullptr;
+  rp_address address{};
+  bool v6only = false;
+  int protocol = 0;
+  uid_t owner_uid = 0;
+  RealSocket* real = nullptr;
+  std::vector<std::unique_ptr<Member>> members;
+  std::vector<Member*> active;  // listening (TCP) or all (UDP); indexed by the table
+  MaglevTable table;
+  std::deque<PendingConnection> pending;  // TCP: accepted while every member was full
+  // Counters.
+  uint64_t accepted = 0;
+  uint64_t datagrams = 0;
+  uint64_t dropped_full = 0;    // datagrams dropped: every member full
+  uint64_t refused = 0;         // connections closed: no member could take them
+  uint64_t members_joined = 0;
+  uint64_t members_left = 0;
+
+  // Rebuilds `active` and the table after a member joined, left or listened.
+  void RebuildTable();
+};
+
+struct DomainKey {
+  NamespaceId netns;
+  int protocol = 0;
+  uint16_t port = 0;
+  bool operator==(const DomainKey& o) const { return netns == o.netns && protocol == o.protocol && port == o.port; }
+  template <typename H>
+  friend H AbslHashValue(H h, const DomainKey& k) {
+    return H::combine(std::move(h), k.netns, k.protocol, k.port);
+  }
+};
+
+struct PortDomain {
+  DomainKey key;
+  std::vector<std::unique_ptr<Group>> groups;
+  std::vector<std::unique_ptr<RealSocket>> reals;
+};
+
+// The outcome of asking to join an address without a bound socket of one's own.
+struct JoinDecision {
+  enum Kind { kJoinGroup, kNewGroupOnSocket, kNoGroup, kRefused } kind = kNoGroup;
+  Group* group = nullptr;      // kJoinGroup
+  RealSocket* real = nullptr;  // kNewGroupOnSocket
+  int error = 0;               // kRefused
+};
+
+class Registry {
+ public:
+  PortDomain* FindDomain(const DomainKey& key);
+  PortDomain& DomainFor(const DomainKey& key);
+  void DropDomainIfEmpty(const DomainKey& key);
+
+  // For a member whose own bind found the port taken.
+  JoinDecision DecideJoin(PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const;
+
+  // For a member whose own socket the kernel bound: 0, or EADDRINUSE when it
+  // overlaps a group of another uid (a virtual group the kernel cannot see).
+  int CheckNewSocket(const PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const;
+  Group* FindExactGroup(PortDomain& domain, const rp_address& address, bool v6only) const;
+
+  RealSocket* AddRealSocket(PortDomain& domain, UniqueFd fd, int protocol, const rp_address& address, bool v6only,
+                            uint64_t inode);
+  Group* AddGroup(PortDomain& domain, RealSocket* real, const rp_address& address, bool v6only, uid_t uid);
+
+  // Removes an empty group; returns the real socket if no group uses it any
+  // more (the caller unwatches it; it closes with the returned owner).
+  std::unique_ptr<RealSocket> RemoveGroup(Group* group);
+
+  // The group that should receive traffic arriving on `real` for `local`
+  // (nullptr: any group, when only one can take it). TCP needs listening members.
+  Group* Route(RealSocket& real, const rp_address* local);
+  // True when Route needs the destination address to decide.
+  bool NeedsLocalAddress(const RealSocket& real) const;
+
+  uint64_t NextId() { return ++last_id_; }
+
+  const absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>>& domains() const { return domains_; }
+
+ private:
+  absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>> domains_;
+  uint64_t last_id_ = 0;
+};
+
+// Address relations, exposed for tests.
+bool IsWildcard(const rp_address& a);
+bool SameAddress(const rp_address& a, const rp_address& b);  // family and bytes
+// Would sockets bound to a and b conflict on a kernel without SO_REUSEPORT?
+bool Overlaps(const rp_address& a, bool a_v6only, const rp_address& b, bool b_v6only);
+// Does a socket bound to `socket` receive traffic addressed to `target`?
+bool Covers(const rp_address& socket, bool socket_v6only, const rp_address& target);
+// How well a group bound to `bound` matches traffic to `local` (higher wins,
+// 0 = no match), after the kernel's compute_score.
+int MatchScore(const rp_address& bound, bool v6only, const rp_address& local);
+// Does all the traffic a socket bound to (a, a_v6only) would get arrive on a
+// socket bound to (socket, socket_v6only)?
+bool Serves(const rp_address& socket, bool socket_v6only, const rp_address& a, bool a_v6only);
+
+}  // namespace reuseport::broker
+
+#endif  // REUSEPORT_BROKER_REGISTRY_H_

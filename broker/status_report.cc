@@ -1,0 +1,256 @@
+#include "status_report.h"
+
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "control_server.h"
+#include "event_loop.h"
+#include "socket_facts.h"
+
+namespace reuseport::broker {
+
+namespace {
+
+const int64_t g_started_ms = EventLoop::NowMs();
+
+const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp" : "tcp"; }
+
+// What is waiting in a member's channel, read from the broker's copy of the
+// member's end: connections for TCP (fixed-size records), bytes for UDP.
+int64_t QueuedBytes(const Member& m) {
+  int bytes = 0;
+  if (ioctl(m.channel_member.get(), SIOCINQ, &bytes) != 0) return 0;
+  return bytes;
+}
+
+int64_t QueuedConnections(const Member& m) {
+  return QueuedBytes(m) / static_cast<int64_t>(sizeof(rp_header) + sizeof(rp_connection));
+}
+
+std::string Netns(const NamespaceId& n) { return absl::StrFormat("%d:%d", n.dev, n.ino); }
+
+// Groups in a stable order for people and diffs: protocol, port, id.
+std::vector<const Group*> SortedGroups(const Registry& registry) {
+  std::vector<const Group*> groups;
+  for (const auto& [key, domain] : registry.domains()) {
+    for (const auto& g : domain->groups) groups.push_back(g.get());
+  }
+  std::sort(groups.begin(), groups.end(), [](const Group* a, const Group* b) {
+    if (a->protocol != b->protocol) return a->protocol < b->protocol;
+    if (a->address.port != b->address.port) return a->address.port < b->address.port;
+    return a->id < b->id;
+  });
+  return groups;
+}
+
+uint64_t Handled(const Member& m) { return m.connections + m.datagrams; }
+
+std::string RenderText(const StatusSources& s) {
+  std::vector<const Group*> groups = SortedGroups(s.registry);
+  size_t members = 0;
+  for (const Group* g : groups) members += g->members.size();
+  std::string out = absl::StrFormat("reuseportd: up %ds, %d group(s), %d member(s), %d link(s)\n",
+                                    (EventLoop::NowMs() - g_started_ms) / 1000, groups.size(), members, s.links);
+  for (const Group* g : groups) {
+    uint64_t total = 0;
+    for (const auto& m : g->members) total += Handled(*m);
+    absl::StrAppendFormat(&out, "\n%s %s  group %d  uid %d  netns %s  socket %s\n", ProtocolName(g->protocol),
+                          FormatAddress(g->address), g->id, g->owner_uid, Netns(g->domain->key.netns),
+                          FormatAddress(g->real->address));
+    if (g->protocol == RP_PROTO_TCP) {
+      absl::StrAppendFormat(&out, "  accepted %d  refused %d  waiting %d\n", g->accepted, g->refused, g->pending.size());
+    } else {
+      absl::StrAppendFormat(&out, "  datagrams %d  dropped (no member) %d  kernel drops %d\n", g->datagrams,
+                            g->dropped_full, g->real->kernel_drops);
+    }
+    absl::StrAppendFormat(&out, "  %-8s %-8s %-6s %-16s %-10s %7s %8s %8s %8s\n", "MEMBER", "PID", "UID", "COMMAND",
+                          "STATE", "SHARE", g->protocol == RP_PROTO_TCP ? "CONNS" : "DGRAMS", "QUEUED", "DROPPED");
+    for (const auto& m : g->members) {
+      double share = total == 0 ? 0.0 : 100.0 * static_cast<double>(Handled(*m)) / static_cast<double>(total);
+      int64_t queued = g->protocol == RP_PROTO_TCP ? QueuedConnections(*m) : QueuedBytes(*m);
+      absl::StrAppendFormat(&out, "  %-8d %-8d %-6d %-16s %-10s %6.1f%% %8d %8d %8d\n", m->id, m->creds.pid, m->creds.uid,
+                            m->command, m->listening ? (g->protocol == RP_PROTO_TCP ? "listening" : "receiving") : "bound",
+                            share, Handled(*m), queued, m->dropped);
+    }
+  }
+  if (!s.control.refusals_by_reason.empty()) {
+    out += "\nrefusals:";
+    std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
+    std::sort(r.begin(), r.end());
+    for (const auto& [reason, n] : r) absl::StrAppendFormat(&out, " %s=%d", reason, n);
+    out += "\n";
+  }
+  return out;
+}
+
+std::string RenderJson(const StatusSources& s) {
+  std::vector<const Group*> groups = SortedGroups(s.registry);
+  std::string out = absl::StrFormat("{\"version\":1,\"pid\":%d,\"uptime_seconds\":%d,\"links\":%d,\"groups\":[", getpid(),
+                                    (EventLoop::NowMs() - g_started_ms) / 1000, s.links);
+  int64_t now = EventLoop::NowMs();
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const Group* g = groups[i];
+    absl::StrAppendFormat(&out,
+                          "%s{\"id\":%d,\"protocol\":\"%s\",\"address\":\"%s\",\"port\":%d,\"family\":\"%s\","
+                          "\"v6only\":%s,\"owner_uid\":%d,\"netns\":\"%s\",\"socket\":\"%s\",\"accepted\":%d,"
+                          "\"refused\":%d,\"waiting\":%d,\"datagrams\":%d,\"dropped_no_member\":%d,\"kernel_drops\":%d,"
+                          "\"members_joined\":%d,\"members_left\":%d,\"members\":[",
+                          i == 0 ? "" : ",", g->id, ProtocolName(g->protocol), JsonEscape(FormatAddress(g->address)),
+                          g->address.port, g->address.family == AF_INET6 ? "ipv6" : "ipv4", g->v6only ? "true" : "false",
+                          g->owner_uid, Netns(g->domain->key.netns), JsonEscape(FormatAddress(g->real->address)),
+                          g->accepted, g->refused, g->pending.size(), g->datagrams, g->dropped_full,
+                          g->real->kernel_drops, g->members_joined, g->members_left);
+    for (size_t j = 0; j < g->members.size(); ++j) {
+      const Member& m = *g->members[j];
+      absl::StrAppendFormat(&out,
+                            "%s{\"id\":%d,\"pid\":%d,\"uid\":%d,\"command\":\"%s\",\"listening\":%s,\"connections\":%d,"
+                            "\"datagrams\":%d,\"dropped\":%d,\"redirected_away\":%d,\"recovered\":%d,\"queued\":%d,"
+                            "\"queued_bytes\":%d,\"links\":%d,\"member_seconds\":%d}",
+                            j == 0 ? "" : ",", m.id, m.creds.pid, m.creds.uid, JsonEscape(m.command),
+                            m.listening ? "true" : "false", m.connections, m.datagrams, m.dropped, m.redirected_away,
+                            m.recovered, g->protocol == RP_PROTO_TCP ? QueuedConnections(m) : 0, QueuedBytes(m),
+                            m.links.size(), (now - m.joined_ms) / 1000);
+    }
+    out += "]}";
+  }
+  absl::StrAppendFormat(&out,
+                        "],\"totals\":{\"connections_accepted\":%d,\"connections_refused\":%d,\"datagrams_received\":%d,"
+                        "\"datagrams_unrouted\":%d,\"accept_errors\":%d,\"requests\":%d,\"rejected_messages\":%d,"
+                        "\"refusals\":%d},\"refusals\":{",
+                        s.dispatch.connections_accepted, s.dispatch.connections_refused, s.dispatch.datagrams_received,
+                        s.dispatch.datagrams_unrouted, s.dispatch.accept_errors, s.control.requests,
+                        s.control.rejected_messages, s.control.refusals);
+  std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
+  std::sort(r.begin(), r.end());
+  for (size_t i = 0; i < r.size(); ++i) absl::StrAppendFormat(&out, "%s\"%s\":%d", i == 0 ? "" : ",", JsonEscape(r[i].first), r[i].second);
+  out += "}}\n";
+  return out;
+}
+
+struct Metric {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+
+void Header(std::string* out, const Metric& m) {
+  absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.type);
+}
+
+std::string GroupLabels(const Group& g) {
+  return absl::StrFormat("group=\"%d\",protocol=\"%s\",address=\"%s\"", g.id, ProtocolName(g.protocol),
+                         PrometheusLabelEscape(FormatAddress(g.address)));
+}
+
+std::string MemberLabels(const Group& g, const Member& m) {
+  return absl::StrFormat("%s,member=\"%d\",pid=\"%d\",command=\"%s\"", GroupLabels(g), m.id, m.creds.pid,
+                         PrometheusLabelEscape(m.command));
+}
+
+std::string RenderPrometheus(const StatusSources& s) {
+  std::vector<const Group*> groups = SortedGroups(s.registry);
+  std::string out;
+  auto per_member = [&](const Metric& metric, auto value, int protocol) {
+    Header(&out, metric);
+    for (const Group* g : groups) {
+      if (protocol != 0 && g->protocol != protocol) continue;
+      for (const auto& m : g->members) absl::StrAppendFormat(&out, "%s{%s} %d\n", metric.name, MemberLabels(*g, *m), value(*g, *m));
+    }
+  };
+  auto per_group = [&](const Metric& metric, auto value, int protocol) {
+    Header(&out, metric);
+    for (const Group* g : groups) {
+      if (protocol != 0 && g->protocol != protocol) continue;
+      absl::StrAppendFormat(&out, "%s{%s} %d\n", metric.name, GroupLabels(*g), value(*g));
+    }
+  };
+  Header(&out, {"reuseport_up", "gauge", "1 while the broker answers."});
+  out += "reuseport_up 1\n";
+  Header(&out, {"reuseport_uptime_seconds", "gauge", "Seconds since the broker started."});
+  absl::StrAppendFormat(&out, "reuseport_uptime_seconds %d\n", (EventLoop::NowMs() - g_started_ms) / 1000);
+  Header(&out, {"reuseport_links", "gauge", "Open connections to the control socket."});
+  absl::StrAppendFormat(&out, "reuseport_links %d\n", s.links);
+  per_group({"reuseport_group_members", "gauge", "Members of each group."}, [](const Group& g) { return g.members.size(); }, 0);
+  per_group({"reuseport_group_owner_uid", "gauge", "The uid that owns each group."}, [](const Group& g) { return g.owner_uid; }, 0);
+  per_group({"reuseport_connections_accepted_total", "counter", "TCP connections accepted for each group."},
+            [](const Group& g) { return g.accepted; }, RP_PROTO_TCP);
+  per_group({"reuseport_connections_waiting", "gauge", "Accepted connections waiting because every member is full."},
+            [](const Group& g) { return g.pending.size(); }, RP_PROTO_TCP);
+  per_group({"reuseport_datagrams_received_total", "counter", "UDP datagrams received for each group."},
+            [](const Group& g) { return g.datagrams; }, RP_PROTO_UDP);
+  per_group({"reuseport_kernel_drops_total", "counter", "Datagrams the kernel dropped on the group's socket (SO_RXQ_OVFL)."},
+            [](const Group& g) { return g.real->kernel_drops; }, RP_PROTO_UDP);
+  per_member({"reuseport_connections_dispatched_total", "counter", "TCP connections handed to each member."},
+             [](const Group&, const Member& m) { return m.connections; }, RP_PROTO_TCP);
+  per_member({"reuseport_datagrams_dispatched_total", "counter", "UDP datagrams handed to each member."},
+             [](const Group&, const Member& m) { return m.datagrams; }, RP_PROTO_UDP);
+  per_member({"reuseport_datagrams_dropped_total", "counter", "Datagrams dropped because the member's queue was full."},
+             [](const Group&, const Member& m) { return m.dropped; }, RP_PROTO_UDP);
+  per_member({"reuseport_member_queued", "gauge", "Connections (TCP) or bytes (UDP) waiting in each member's queue."},
+             [](const Group& g, const Member& m) { return g.protocol == RP_PROTO_TCP ? QueuedConnections(m) : QueuedBytes(m); }, 0);
+  per_member({"reuseport_redirected_total", "counter", "Connections sent to another member because this one was full."},
+             [](const Group&, const Member& m) { return m.redirected_away; }, RP_PROTO_TCP);
+  per_member({"reuseport_recovered_total", "counter", "Unconsumed items taken back from a member that left."},
+             [](const Group&, const Member& m) { return m.recovered; }, 0);
+  Header(&out, {"reuseport_connections_refused_total", "counter", "Connections reset because no group could take them."});
+  absl::StrAppendFormat(&out, "reuseport_connections_refused_total %d\n", s.dispatch.connections_refused);
+  Header(&out, {"reuseport_datagrams_unrouted_total", "counter", "Datagrams for an address no group holds."});
+  absl::StrAppendFormat(&out, "reuseport_datagrams_unrouted_total %d\n", s.dispatch.datagrams_unrouted);
+  Header(&out, {"reuseport_requests_total", "counter", "Requests received on the control socket."});
+  absl::StrAppendFormat(&out, "reuseport_requests_total %d\n", s.control.requests);
+  Header(&out, {"reuseport_refusals_total", "counter", "Requests answered with an error, by reason."});
+  std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
+  std::sort(r.begin(), r.end());
+  for (const auto& [reason, n] : r) absl::StrAppendFormat(&out, "reuseport_refusals_total{reason=\"%s\"} %d\n", PrometheusLabelEscape(reason), n);
+  return out;
+}
+
+}  // namespace
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {  // keeps the document valid whatever a comm holds
+          absl::StrAppendFormat(&out, "\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string PrometheusLabelEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string RenderStatus(const StatusSources& sources, rp_status_format format) {
+  switch (format) {
+    case RP_STATUS_JSON: return RenderJson(sources);
+    case RP_STATUS_PROMETHEUS: return RenderPrometheus(sources);
+    case RP_STATUS_TEXT:
+    default: return RenderText(sources);
+  }
+}
+
+}  // namespace reuseport::broker
