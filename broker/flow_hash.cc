@@ -50,7 +50,7 @@ FlowKey RandomFlowKey() {
   return key;
 }
 
-uint64_t SipHash13(const FlowKey& key, const void* data, size_t size) {
+uint64_t SipHash(const FlowKey& key, const void* data, size_t size, int c_rounds, int d_rounds) {
   uint64_t v0 = 0x736f6d6570736575ULL ^ key.k0;
   uint64_t v1 = 0x646f72616e646f6dULL ^ key.k1;
   uint64_t v2 = 0x6c7967656e657261ULL ^ key.k0;
@@ -61,18 +61,16 @@ uint64_t SipHash13(const FlowKey& key, const void* data, size_t size) {
     uint64_t m;
     memcpy(&m, p + i, 8);
     v3 ^= m;
-    SipRound(v0, v1, v2, v3);
+    for (int r = 0; r < c_rounds; ++r) SipRound(v0, v1, v2, v3);
     v0 ^= m;
   }
   uint64_t last = static_cast<uint64_t>(size) << 56;
   for (size_t i = 0; i < size - full; ++i) last |= static_cast<uint64_t>(p[full + i]) << (8 * i);
   v3 ^= last;
-  SipRound(v0, v1, v2, v3);
+  for (int r = 0; r < c_rounds; ++r) SipRound(v0, v1, v2, v3);
   v0 ^= last;
   v2 ^= 0xff;
-  SipRound(v0, v1, v2, v3);
-  SipRound(v0, v1, v2, v3);
-  SipRound(v0, v1, v2, v3);
+  for (int r = 0; r < d_rounds; ++r) SipRound(v0, v1, v2, v3);
   return v0 ^ v1 ^ v2 ^ v3;
 }
 

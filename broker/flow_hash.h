@@ -19,7 +19,10 @@ struct FlowKey {
 // Fills a key from /dev/urandom (getrandom() is 3.17; we run on 3.2).
 FlowKey RandomFlowKey();
 
-uint64_t SipHash13(const FlowKey& key, const void* data, size_t size);
+// SipHash with c compression and d finalization rounds; SipHash13 is what
+// the broker uses (as the kernel's siphash.h offers for hash tables).
+uint64_t SipHash(const FlowKey& key, const void* data, size_t size, int c_rounds, int d_rounds);
+inline uint64_t SipHash13(const FlowKey& key, const void* data, size_t size) { return SipHash(key, data, size, 1, 3); }
 
 // Hash of (source address, source port, destination address, destination port).
 uint64_t FlowHash(const FlowKey& key, const rp_address& source, const rp_address& destination);

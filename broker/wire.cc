@@ -107,7 +107,7 @@ ReceiveResult ReceiveRecord(int fd, std::vector<char>& buffer) {
   if (n == 0 && fds.fds.empty() && fds.dropped == 0) {
     // SOCK_SEQPACKET reads 0 both at end of stream and for an empty record.
     struct pollfd p = {fd, POLLRDHUP, 0};
-    if (poll(&p, 1, 0) != 1 || (p.revents & (POLLRDHUP | POLLHUP))) {
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP))) {
       result.status = ReceiveStatus::kClosed;
       return result;
     }
