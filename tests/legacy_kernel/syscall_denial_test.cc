@@ -1,0 +1,82 @@
+// System calls newer than the emulated kernel fail with ENOSYS; older ones still work.
+// Each test first asks the real kernel, so a call missing here skips the test instead
+// of passing it for the wrong reason.
+
+#include <gtest/gtest.h>
+
+#include "probe.h"
+
+namespace reuseport::legacy_kernel::testing {
+namespace {
+
+TEST(LegacyKernelSyscalls, GetrandomAndMemfdCreateArriveIn3_17) {
+  const std::vector<std::string> checks = {"getrandom", "memfd_create"};
+  ProbeAnswers real = ProbeDirectly(checks);
+  ASSERT_EQ(real["getrandom"], "OK");
+  ASSERT_EQ(real["memfd_create"], "OK");
+
+  for (const char* kernel : {"3.2", "3.16", "3.16.99"}) {
+    ProbeAnswers old = ProbeUnder(kernel, checks);
+    EXPECT_EQ(old["getrandom"], "ENOSYS") << "Linux " << kernel;
+    EXPECT_EQ(old["memfd_create"], "ENOSYS") << "Linux " << kernel;
+  }
+  ProbeAnswers first = ProbeUnder("3.17", checks);
+  EXPECT_EQ(first["getrandom"], "OK");
+  EXPECT_EQ(first["memfd_create"], "OK");
+}
+
+TEST(LegacyKernelSyscalls, KcmpArrivesIn3_5) {
+  const std::string real = ProbeDirectly({"kcmp"})["kcmp"];
+  if (real == "ENOSYS") GTEST_SKIP() << "this kernel has no kcmp";
+  EXPECT_EQ(ProbeUnder("3.4", {"kcmp"})["kcmp"], "ENOSYS");
+  // EPERM or the like where ptrace is restricted; anything but "missing".
+  EXPECT_EQ(ProbeUnder("3.5", {"kcmp"})["kcmp"], real);
+}
+
+TEST(LegacyKernelSyscalls, ProcessVmReadvArrivesIn3_2) {
+  ASSERT_EQ(ProbeDirectly({"process_vm_readv"})["process_vm_readv"], "OK");
+  EXPECT_EQ(ProbeUnder("3.1", {"process_vm_readv"})["process_vm_readv"], "ENOSYS");
+  EXPECT_EQ(ProbeUnder("3.2", {"process_vm_readv"})["process_vm_readv"], "OK");
+}
+
+TEST(LegacyKernelSyscalls, IoUringSetupArrivesIn5_1) {
+  const std::string real = ProbeDirectly({"io_uring_setup"})["io_uring_setup"];
+  if (real == "ENOSYS") GTEST_SKIP() << "this kernel is built without io_uring";
+  EXPECT_EQ(ProbeUnder("5.0", {"io_uring_setup"})["io_uring_setup"], "ENOSYS");
+  EXPECT_EQ(ProbeUnder("5.1", {"io_uring_setup"})["io_uring_setup"], real);
+}
+
+TEST(LegacyKernelSyscalls, Clone3ArrivesIn5_3) {
+  const std::string real = ProbeDirectly({"clone3"})["clone3"];
+  ASSERT_NE(real, "ENOSYS");
+  EXPECT_EQ(ProbeUnder("5.2", {"clone3"})["clone3"], "ENOSYS");
+  EXPECT_EQ(ProbeUnder("5.3", {"clone3"})["clone3"], real);
+}
+
+// process_mrelease (448, Linux 5.15) is newer than the syscalls(2) table (5.14): only
+// the by-number rule can deny it.
+TEST(LegacyKernelSyscalls, NumberNewerThanTableIsDenied) {
+  const std::string real = ProbeDirectly({"raw:448"})["raw:448"];
+  if (real == "ENOSYS") GTEST_SKIP() << "this kernel predates process_mrelease";
+  EXPECT_EQ(ProbeUnder("3.2", {"raw:448"})["raw:448"], "ENOSYS");
+  EXPECT_EQ(ProbeUnder("5.14", {"raw:448"})["raw:448"], "ENOSYS");
+  // Newer than the whole table: nothing is known to be missing, nothing is denied.
+  EXPECT_EQ(ProbeUnder("5.15", {"raw:448"})["raw:448"], real);
+}
+
+TEST(LegacyKernelSyscalls, SocketCallsOlderThan3_2StillWork) {
+  const std::vector<std::string> checks = {"accept4", "recvmmsg", "sendmmsg"};
+  ProbeAnswers old = ProbeUnder("3.2", checks);
+  for (const std::string& check : checks) EXPECT_EQ(old[check], "OK") << check;
+}
+
+TEST(LegacyKernelSyscalls, I386CallsFailWithEnosys) {
+  if (ProbeDirectly({"i386_getpid"})["i386_getpid"] != "OK") {
+    GTEST_SKIP() << "this kernel has no i386 emulation";
+  }
+  EXPECT_EQ(ProbeUnder("3.2", {"i386_getpid"})["i386_getpid"], "ENOSYS");
+  EXPECT_EQ(ProbeUnder("5.14", {"i386_getpid"})["i386_getpid"], "ENOSYS");
+}
+
+}  // namespace
+}  // namespace reuseport::legacy_kernel::testing
