@@ -1,0 +1,75 @@
+#include "errno_name.h"
+
+#include <errno.h>
+
+/* EWOULDBLOCK and ENOTSUP are aliases of EAGAIN and EOPNOTSUPP on Linux. */
+#define NAME(e) \
+  case e:       \
+    return #e
+
+const char *errno_name(int err) {
+  switch (err) {
+    NAME(EPERM);
+    NAME(ENOENT);
+    NAME(ESRCH);
+    NAME(EINTR);
+    NAME(EIO);
+    NAME(ENXIO);
+    NAME(E2BIG);
+    NAME(ENOEXEC);
+    NAME(EBADF);
+    NAME(ECHILD);
+    NAME(EAGAIN);
+    NAME(ENOMEM);
+    NAME(EACCES);
+    NAME(EFAULT);
+    NAME(EBUSY);
+    NAME(EEXIST);
+    NAME(ENODEV);
+    NAME(ENOTDIR);
+    NAME(EISDIR);
+    NAME(EINVAL);
+    NAME(ENFILE);
+    NAME(EMFILE);
+    NAME(ENOSPC);
+    NAME(ESPIPE);
+    NAME(EROFS);
+    NAME(EPIPE);
+    NAME(ERANGE);
+    NAME(ENOSYS);
+    NAME(ENOTSOCK);
+    NAME(EDESTADDRREQ);
+    NAME(EMSGSIZE);
+    NAME(EPROTOTYPE);
+    NAME(ENOPROTOOPT);
+    NAME(EPROTONOSUPPORT);
+    NAME(ESOCKTNOSUPPORT);
+    NAME(EOPNOTSUPP);
+    NAME(EPFNOSUPPORT);
+    NAME(EAFNOSUPPORT);
+    NAME(EADDRINUSE);
+    NAME(EADDRNOTAVAIL);
+    NAME(ENETDOWN);
+    NAME(ENETUNREACH);
+    NAME(ENETRESET);
+    NAME(ECONNABORTED);
+    NAME(ECONNRESET);
+    NAME(ENOBUFS);
+    NAME(EISCONN);
+    NAME(ENOTCONN);
+    NAME(ESHUTDOWN);
+    NAME(ETIMEDOUT);
+    NAME(ECONNREFUSED);
+    NAME(EHOSTDOWN);
+    NAME(EHOSTUNREACH);
+    NAME(EALREADY);
+    NAME(EINPROGRESS);
+    NAME(EPROTO);
+    NAME(ENOTEMPTY);
+    NAME(ELOOP);
+    NAME(ENAMETOOLONG);
+    NAME(EOVERFLOW);
+    default:
+      return "E?";
+  }
+}

@@ -1,0 +1,22 @@
+#include "member_paths.h"
+
+#include "absl/strings/str_cat.h"
+
+// Both come from tests/support/CMakeLists.txt.
+#ifndef REUSEPORT_TEST_MEMBERS_DIR
+#error "REUSEPORT_TEST_MEMBERS_DIR must be defined by the build"
+#endif
+#ifndef REUSEPORT_TEST_SOURCE_DIR
+#error "REUSEPORT_TEST_SOURCE_DIR must be defined by the build"
+#endif
+
+namespace reuseport::testing {
+
+std::string TcpMemberPath() { return absl::StrCat(REUSEPORT_TEST_MEMBERS_DIR, "/tcp_member"); }
+std::string UdpMemberPath() { return absl::StrCat(REUSEPORT_TEST_MEMBERS_DIR, "/udp_member"); }
+std::string SocketserverMemberPath() {
+  return absl::StrCat(REUSEPORT_TEST_SOURCE_DIR, "/members/socketserver_member.py");
+}
+std::string PythonPath() { return "/usr/bin/python3"; }
+
+}  // namespace reuseport::testing

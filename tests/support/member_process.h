@@ -1,0 +1,53 @@
+#ifndef REUSEPORT_TESTS_SUPPORT_MEMBER_PROCESS_H_
+#define REUSEPORT_TESTS_SUPPORT_MEMBER_PROCESS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "subprocess.h"
+
+namespace reuseport::testing {
+
+struct MemberOptions {
+  // argv: the member program and its own options, e.g.
+  //   {TcpMemberPath(), "--port", "0", "--loop", "poll"}
+  //   {PythonPath(), SocketserverMemberPath(), "--proto", "udp"}
+  // StartMember appends "--id <id> --ready-file <dir>/<id>.ready --log
+  // <dir>/<id>.log". Empty stdout/stderr paths become <dir>/<id>.stdout and
+  // <dir>/<id>.stderr. Everything else (env such as LD_PRELOAD, uid, fds) is
+  // passed through.
+  SubprocessOptions process;
+  std::string id;   // no spaces
+  std::string dir;  // e.g. a TempDir's path(); must be writable by the member
+  absl::Duration ready_timeout = absl::Seconds(10);
+};
+
+// A member program that has bound its socket and reported its port.
+struct MemberProcess {
+  Subprocess process;
+  std::string id;
+  uint16_t port = 0;       // from the ready file, so --port 0 works
+  std::string ready_file;
+  std::string log_file;    // one line per request served
+};
+
+// Starts a member and waits for its ready file. Fails (with the member's exit
+// status and stderr) if it exits first, e.g. with EADDRINUSE.
+absl::StatusOr<MemberProcess> StartMember(MemberOptions options);
+
+// Starts members that share one port, one after the other: the first gets
+// "--port <port>" (0: an ephemeral port), the others "--port <the port the
+// first one reported>". Stops at the first failure (the members already
+// started are killed).
+absl::StatusOr<std::vector<MemberProcess>> StartMemberGroup(std::vector<MemberOptions> members,
+                                                            uint16_t port = 0);
+
+// Parses a ready file: "<port>\n".
+absl::StatusOr<uint16_t> ReadReadyPort(const std::string& path);
+
+}  // namespace reuseport::testing
+
+#endif  // REUSEPORT_TESTS_SUPPORT_MEMBER_PROCESS_H_
