@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what reuseport needs on Debian 12 (as root), then configures and
+# builds it. Sourced by scripts/test.sh and scripts/demo.sh; safe to rerun.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${REUSEPORT_BUILD_DIR:-$repo/build}"
+
+packages=(
+  build-essential cmake pkg-config
+  libabsl-dev libseccomp-dev libgtest-dev
+  python3 iproute2 util-linux procps curl
+  nginx-light dnsmasq-base bind9-dnsutils
+  manpages-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's nginx package starts a server on port 80 where it can; we only
+  # want the binary, so keep services from starting during the install.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE="${REUSEPORT_BUILD_TYPE:-RelWithDebInfo}" ${REUSEPORT_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j"$(nproc)"

@@ -1,0 +1,166 @@
+#include "reuseport_fixture.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "readiness.h"
+#include "status_client.h"
+
+namespace reuseport::testing {
+
+std::string BrokerPath() { return REUSEPORT_TEST_BROKER; }
+std::string ShimPath() { return REUSEPORT_TEST_SHIM; }
+std::string LegacyKernelPath() { return REUSEPORT_TEST_LEGACY_KERNEL; }
+std::string CtlPath() { return REUSEPORT_TEST_CTL; }
+std::string RunPath() { return REUSEPORT_TEST_RUN; }
+
+void UnderLegacyKernel(SubprocessOptions* options, const std::string& kernel) {
+  std::vector<std::string> argv = {LegacyKernelPath(), "--kernel", kernel, "--"};
+  argv.insert(argv.end(), options->argv.begin(), options->argv.end());
+  options->argv = std::move(argv);
+}
+
+void WithShim(SubprocessOptions* options, const std::string& socket_path, const std::string& mode,
+              const std::string& ports) {
+  options->env.push_back({"LD_PRELOAD", ShimPath()});
+  options->env.push_back({"REUSEPORT_SOCKET", socket_path});
+  options->env.push_back({"REUSEPORT_MODE", mode});
+  if (!ports.empty()) options->env.push_back({"REUSEPORT_PORTS", ports});
+}
+
+absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& dir, const BrokerOptions& options) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+  std::string socket_path = dir + "/reuseportd.sock";
+  SubprocessOptions p;
+  p.argv = {BrokerPath(), "--socket", socket_path, "--ready_fd", "3", "--log_level", options.log_level};
+  p.argv.insert(p.argv.end(), options.extra_flags.begin(), options.extra_flags.end());
+  p.unset_env = {"LD_PRELOAD", "REUSEPORT_SOCKET", "REUSEPORT_MODE", "REUSEPORT_PORTS"};
+  p.stdout_path = dir + "/reuseportd.log";
+  p.stderr_path = dir + "/reuseportd.log";
+  p.inherited_fds = {{ready[1], 3}};
+  if (options.legacy_kernel) UnderLegacyKernel(&p);
+  absl::StatusOr<Subprocess> process = Subprocess::Start(p);
+  close(ready[1]);
+  if (!process.ok()) {
+    close(ready[0]);
+    return process.status();
+  }
+  // Readiness: the broker writes READY=1 to fd 3 once its socket listens.
+  struct pollfd pfd = {ready[0], POLLIN, 0};
+  char buf[32] = {};
+  ssize_t n = poll(&pfd, 1, 10000) == 1 ? read(ready[0], buf, sizeof(buf) - 1) : -1;
+  close(ready[0]);
+  if (n <= 0 || std::string(buf).find("READY=1") == std::string::npos) {
+    return absl::UnavailableError(absl::StrCat("reuseportd did not become ready: ", process->ReadStdout()));
+  }
+  BrokerProcess broker(std::move(*process));
+  broker.socket_path_ = socket_path;
+  return broker;
+}
+
+absl::StatusOr<ctl::JsonValue> BrokerProcess::Status() const {
+  absl::StatusOr<std::string> text = ctl::FetchStatus(socket_path_, RP_STATUS_JSON);
+  if (!text.ok()) return text.status();
+  return ctl::ParseJson(*text);
+}
+
+absl::Status BrokerProcess::WaitForMembers(int members, absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  int seen = -1;
+  // Polls the broker's own state (a round trip through its loop, 2 ms apart)
+  // until it matches: a condition, not a guess at how long joining takes.
+  while (absl::Now() < deadline) {
+    absl::StatusOr<ctl::JsonValue> doc = Status();
+    if (!doc.ok()) return doc.status();
+    seen = 0;
+    for (const auto& g : (*doc)["groups"].array) seen += static_cast<int>(g["members"].array.size());
+    if (seen == members) return absl::OkStatus();
+    usleep(2000);
+  }
+  return absl::DeadlineExceededError(absl::StrFormat("broker has %d members, expected %d", seen, members));
+}
+
+TempDir MakeTestDir() {
+  absl::StatusOr<TempDir> dir = TempDir::Create("reuseport-it", 0777);
+  if (!dir.ok()) {
+    fprintf(stderr, "cannot create a temporary directory: %s\n", std::string(dir.status().message()).c_str());
+    abort();
+  }
+  return std::move(*dir);
+}
+
+MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
+                            const BrokerProcess& broker, const std::string& mode) {
+  MemberOptions m;
+  m.process.argv = argv;
+  WithShim(&m.process, broker.socket_path(), mode);
+  UnderLegacyKernel(&m.process);
+  m.id = id;
+  m.dir = dir;
+  return m;
+}
+
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ReadMemberLogs(const std::vector<MemberProcess>& members) {
+  std::map<std::string, std::vector<std::string>> logs;
+  for (const MemberProcess& m : members) {
+    absl::StatusOr<std::vector<std::string>> lines = ReadLines(m.log_file);
+    if (!lines.ok()) {
+      logs[m.id] = {};  // a member that served nothing may never have created its log
+      continue;
+    }
+    logs[m.id] = std::move(*lines);
+  }
+  return logs;
+}
+
+std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
+                                   const std::map<std::string, std::vector<std::string>>& logs) {
+  std::map<std::string, int> seen;
+  for (const auto& [id, lines] : logs) {
+    for (const std::string& line : lines) ++seen[line];
+  }
+  std::string problems;
+  int missing = 0, duplicated = 0, unknown = 0;
+  std::set<std::string> sent(tokens.begin(), tokens.end());
+  // Logs accumulate over a test; judge only the lines of this run ("r<run>-<i>").
+  std::string prefix = tokens.empty() ? "" : tokens[0].substr(0, tokens[0].find('-') + 1);
+  for (const std::string& t : tokens) {
+    auto it = seen.find(t);
+    if (it == seen.end()) {
+      if (++missing <= 3) absl::StrAppend(&problems, "missing ", t, "; ");
+    } else if (it->second > 1) {
+      if (++duplicated <= 3) absl::StrAppend(&problems, t, " served ", it->second, " times; ");
+    }
+  }
+  for (const auto& [t, n] : seen) {
+    if (t.rfind(prefix, 0) != 0) continue;
+    if (!sent.contains(t) && ++unknown <= 3) absl::StrAppend(&problems, "unexpected ", t, "; ");
+  }
+  if (missing + duplicated + unknown == 0) return "";
+  return absl::StrFormat("%d missing, %d served twice, %d unexpected: %s", missing, duplicated, unknown, problems);
+}
+
+std::string DescribeShares(const std::map<std::string, int>& per_member, int total) {
+  std::string out;
+  for (const auto& [id, n] : per_member) {
+    absl::StrAppendFormat(&out, "%s=%d (%.1f%%) ", id, n, total ? 100.0 * n / total : 0.0);
+  }
+  return out;
+}
+
+bool SharesWithin(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members) {
+  if (per_member.size() != members || total == 0) return false;
+  for (const auto& [id, n] : per_member) {
+    double share = static_cast<double>(n) / total;
+    if (share < lo || share > hi) return false;
+  }
+  return true;
+}
+
+}  // namespace reuseport::testing

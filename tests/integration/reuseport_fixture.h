@@ -1,0 +1,82 @@
+// What integration tests need to run the real thing: a reuseportd process
+// under the legacy-kernel runner, member programs under the runner with the
+// shim preloaded, and the broker's own view (status JSON).
+#ifndef REUSEPORT_TESTS_INTEGRATION_REUSEPORT_FIXTURE_H_
+#define REUSEPORT_TESTS_INTEGRATION_REUSEPORT_FIXTURE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "json_value.h"
+#include "member_process.h"
+#include "subprocess.h"
+#include "temp_dir.h"
+
+namespace reuseport::testing {
+
+// Paths of the built programs (set by CMake).
+std::string BrokerPath();
+std::string ShimPath();
+std::string LegacyKernelPath();
+std::string CtlPath();
+std::string RunPath();
+
+// The kernel every emulation test pretends to run on.
+inline constexpr char kLegacyKernel[] = "3.2";
+
+// Prefixes argv with `reuseport-legacy-kernel --kernel <kernel> --`.
+void UnderLegacyKernel(SubprocessOptions* options, const std::string& kernel = kLegacyKernel);
+
+// Preloads the shim and points it at a broker.
+void WithShim(SubprocessOptions* options, const std::string& socket_path, const std::string& mode = "auto",
+              const std::string& ports = "");
+
+struct BrokerOptions {
+  std::vector<std::string> extra_flags;
+  bool legacy_kernel = true;
+  std::string log_level = "info";
+};
+
+class BrokerProcess {
+ public:
+  // Starts reuseportd on <dir>/reuseportd.sock and waits for its READY=1.
+  static absl::StatusOr<BrokerProcess> Start(const std::string& dir, const BrokerOptions& options = {});
+
+  const std::string& socket_path() const { return socket_path_; }
+  Subprocess& process() { return process_; }
+
+  // The broker's status document (RP_STATUS_JSON), parsed.
+  absl::StatusOr<ctl::JsonValue> Status() const;
+  // Waits until the broker reports `members` members in total (bounded).
+  absl::Status WaitForMembers(int members, absl::Duration timeout = absl::Seconds(10)) const;
+
+ private:
+  Subprocess process_;
+  std::string socket_path_;
+  explicit BrokerProcess(Subprocess p) : process_(std::move(p)) {}
+};
+
+// A member program (tests/members or any argv) under the legacy kernel with the shim.
+MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
+                            const BrokerProcess& broker, const std::string& mode = "auto");
+
+// A temporary directory every uid may write (members may run as nobody).
+TempDir MakeTestDir();
+
+// The requests each member logged (one token per line), by member id.
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ReadMemberLogs(const std::vector<MemberProcess>& members);
+
+// Checks "served exactly once": every token of the load appears in exactly one
+// member's log and nothing else does. Returns a description of what is wrong.
+std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
+                                   const std::map<std::string, std::vector<std::string>>& logs);
+
+// Members' shares as "id=25.1% ..." for messages, and whether every share is in [lo, hi].
+std::string DescribeShares(const std::map<std::string, int>& per_member, int total);
+bool SharesWithin(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members);
+
+}  // namespace reuseport::testing
+
+#endif  // REUSEPORT_TESTS_INTEGRATION_REUSEPORT_FIXTURE_H_

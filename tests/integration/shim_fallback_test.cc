@@ -1,0 +1,100 @@
+// With no broker to reach, the shim behaves exactly like the old kernel and
+// says so once on stderr; with REUSEPORT_MODE=off it does nothing at all.
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "member_paths.h"
+#include "reuseport_fixture.h"
+
+namespace reuseport::testing {
+namespace {
+
+int Count(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// A Python program that asks for SO_REUSEPORT on three sockets and reports
+// what the kernel (or the shim) answered.
+constexpr char kThreeSockets[] = R"(
+import socket
+for i in range(3):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        print("set-ok")
+    except OSError as e:
+        print("set-errno", e.errno)
+)";
+
+class ShimFallbackTest : public ::testing::Test {
+ protected:
+  SubprocessOptions Python(const std::string& code, const std::string& socket_path, const std::string& mode) {
+    SubprocessOptions p;
+    p.argv = {PythonPath(), "-c", code};
+    WithShim(&p, socket_path, mode);
+    UnderLegacyKernel(&p);
+    return p;
+  }
+  TempDir dir_ = MakeTestDir();
+};
+
+TEST_F(ShimFallbackTest, NoBrokerMeansOldKernelBehaviourAndOneMessage) {
+  absl::StatusOr<Subprocess> p = Subprocess::Start(Python(kThreeSockets, dir_.path() + "/absent.sock", "auto"));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(p->Wait(absl::Seconds(20)).ok());
+  EXPECT_EQ(Count(p->ReadStdout(), "set-errno 92"), 3) << p->ReadStdout();  // ENOPROTOOPT, as on 3.2
+  std::string err = p->ReadStderr();
+  EXPECT_EQ(Count(err, "broker not reachable"), 1) << err;
+}
+
+TEST_F(ShimFallbackTest, ListedPortWithoutBrokerBindsOnceThenAddressInUse) {
+  // REUSEPORT_PORTS with nobody to share through: the first bind works, the
+  // second fails, as two copies of a legacy server would on this kernel.
+  MemberOptions first;
+  first.process.argv = {TcpMemberPath(), "--no-reuseport"};
+  WithShim(&first.process, dir_.path() + "/absent.sock", "auto");
+  UnderLegacyKernel(&first.process);
+  first.id = "first";
+  first.dir = dir_.path();
+  absl::StatusOr<MemberProcess> one = StartMember(first);
+  ASSERT_TRUE(one.ok()) << one.status();
+  MemberOptions second;
+  second.process.argv = {TcpMemberPath(), "--no-reuseport", "--port", absl::StrCat(one->port)};
+  WithShim(&second.process, dir_.path() + "/absent.sock", "auto", absl::StrCat(one->port));
+  UnderLegacyKernel(&second.process);
+  second.id = "second";
+  second.dir = dir_.path();
+  absl::StatusOr<MemberProcess> two = StartMember(second);
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(std::string(two.status().message()).find("EADDRINUSE"), std::string::npos) << two.status();
+  EXPECT_NE(std::string(two.status().message()).find("broker not reachable"), std::string::npos) << two.status();
+}
+
+TEST_F(ShimFallbackTest, ModeOffLeavesTheKernelAlone) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok());
+  absl::StatusOr<Subprocess> p = Subprocess::Start(Python(kThreeSockets, broker->socket_path(), "off"));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(p->Wait(absl::Seconds(20)).ok());
+  EXPECT_EQ(Count(p->ReadStdout(), "set-errno 92"), 3) << p->ReadStdout();
+  EXPECT_EQ(p->ReadStderr(), "");
+}
+
+TEST_F(ShimFallbackTest, AutoModeUsesTheKernelsOwnWhereItWorks) {
+  // Not under the legacy runner: this kernel has SO_REUSEPORT, so the shim
+  // stays out of the way and no broker is needed.
+  SubprocessOptions p;
+  p.argv = {PythonPath(), "-c", kThreeSockets};
+  WithShim(&p, dir_.path() + "/absent.sock", "auto");
+  absl::StatusOr<Subprocess> s = Subprocess::Start(p);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->Wait(absl::Seconds(20)).ok());
+  EXPECT_EQ(Count(s->ReadStdout(), "set-ok"), 3) << s->ReadStdout();
+  EXPECT_EQ(s->ReadStderr(), "");
+}
+
+}  // namespace
+}  // namespace reuseport::testing

@@ -1,0 +1,270 @@
+// TCP groups end to end: a reuseportd process and unmodified member programs,
+// all under reuseport-legacy-kernel --kernel 3.2 (where the kernel refuses
+// SO_REUSEPORT), real connections over loopback.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "load_client.h"
+#include "member_paths.h"
+#include "reuseport_fixture.h"
+
+namespace reuseport::testing {
+namespace {
+
+class TcpGroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path());
+    ASSERT_TRUE(b.ok()) << b.status();
+    broker_.emplace(std::move(*b));
+  }
+
+  MemberOptions Member(std::vector<std::string> argv, const std::string& id) {
+    return ShimmedMember(argv, id, dir_.path(), *broker_);
+  }
+
+  std::vector<std::string> Tcp(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {TcpMemberPath()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
+  std::vector<MemberProcess> StartGroup(std::vector<MemberOptions> members, uint16_t port = 0) {
+    absl::StatusOr<std::vector<MemberProcess>> started = StartMemberGroup(std::move(members), port);
+    EXPECT_TRUE(started.ok()) << started.status() << "\nbroker log:\n" << broker_->process().ReadStdout();
+    if (!started.ok()) return {};
+    members_ += static_cast<int>(started->size());
+    EXPECT_TRUE(broker_->WaitForMembers(members_).ok());
+    return std::move(*started);
+  }
+
+  // Drives `connections` at the group and checks the core promise: every
+  // connection served exactly once, each member a fair share.
+  void ExpectServedFairly(const std::vector<MemberProcess>& members, int connections, const std::string& host = "127.0.0.1",
+                          double lo = 0.15, double hi = 0.35) {
+    ASSERT_FALSE(members.empty());
+    TcpLoadOptions load;
+    load.host = host;
+    load.port = members[0].port;
+    load.connections = connections;
+    load.concurrency = 16;
+    TcpLoadResult r = RunTcpLoad(load);
+    EXPECT_EQ(r.successes, connections) << r.Summary();
+    absl::StatusOr<std::map<std::string, std::vector<std::string>>> logs = ReadMemberLogs(members);
+    ASSERT_TRUE(logs.ok());
+    EXPECT_EQ(CheckServedExactlyOnce(r.tokens, *logs), "");
+    EXPECT_TRUE(SharesWithin(r.per_member, r.successes, lo, hi, members.size()))
+        << DescribeShares(r.per_member, r.successes);
+    RecordProperty("shares", DescribeShares(r.per_member, r.successes));
+  }
+
+  TempDir dir_ = MakeTestDir();
+  std::optional<BrokerProcess> broker_;
+  int members_ = 0;  // started through StartGroup, for readiness
+};
+
+TEST_F(TcpGroupTest, FourBlockingMembersServeEveryConnectionExactlyOnce) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 4; ++i) m.push_back(Member(Tcp({"--loop", "blocking"}), absl::StrCat("m", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ExpectServedFairly(members, 4000);
+}
+
+TEST_F(TcpGroupTest, MembersWithDifferentEventLoopsShareOnePort) {
+  std::vector<MemberOptions> m;
+  m.push_back(Member(Tcp({"--loop", "blocking"}), "blocking"));
+  m.push_back(Member(Tcp({"--loop", "poll"}), "poll"));
+  m.push_back(Member(Tcp({"--loop", "epoll-et", "--accept", "accept4"}), "epoll-et"));
+  m.push_back(Member({PythonPath(), SocketserverMemberPath(), "--proto", "tcp"}, "python"));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ExpectServedFairly(members, 4000);
+}
+
+TEST_F(TcpGroupTest, SelectLevelTriggeredOneshotAndThreadedMembers) {
+  std::vector<MemberOptions> m;
+  m.push_back(Member(Tcp({"--loop", "select"}), "select"));
+  m.push_back(Member(Tcp({"--loop", "epoll-lt", "--nonblock-via", "ioctl"}), "epoll-lt"));
+  m.push_back(Member(Tcp({"--loop", "epoll-oneshot", "--nonblock-via", "fcntl"}), "oneshot"));
+  m.push_back(Member(Tcp({"--loop", "blocking", "--threads", "4"}), "threads"));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ExpectServedFairly(members, 2000);
+}
+
+TEST_F(TcpGroupTest, ListenerOptionsReachAcceptedSockets) {
+  std::vector<MemberOptions> m;
+  // One member sets options on its listener, one does not: each member's
+  // accepted sockets must carry its own listener's options.
+  m.push_back(Member(Tcp({"--nodelay", "--keepalive", "30,5,4", "--accept", "accept4"}), "opts"));
+  m.push_back(Member(Tcp({}), "plain"));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  TcpLoadOptions load;
+  load.port = members[0].port;
+  load.connections = 200;
+  TcpLoadResult r = RunTcpLoad(load);
+  ASSERT_EQ(r.successes, 200) << r.Summary();
+  int checked = 0;
+  for (const auto& [token, reply] : r.replies) {
+    if (reply.responder != "opts") continue;
+    ++checked;
+    EXPECT_NE(reply.rest.find("inherit-ok"), std::string::npos) << reply.rest;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST_F(TcpGroupTest, WithoutTheShimASecondListenerFailsAsOnAnOldKernel) {
+  // The baseline the emulation fixes: under the 3.2 runner alone the kernel
+  // refuses SO_REUSEPORT.
+  MemberOptions plain;
+  plain.process.argv = Tcp({});
+  UnderLegacyKernel(&plain.process);
+  plain.id = "plain";
+  plain.dir = dir_.path();
+  absl::StatusOr<MemberProcess> first = StartMember(plain);
+  EXPECT_FALSE(first.ok());
+  EXPECT_NE(std::string(first.status().message()).find("ENOPROTOOPT"), std::string::npos) << first.status();
+}
+
+TEST_F(TcpGroupTest, AnotherUidIsRefusedAndTheGroupKeepsServing) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({}), absl::StrCat("root", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ASSERT_EQ(members.size(), 2u);
+
+  MemberOptions intruder = Member(Tcp({"--port", absl::StrCat(members[0].port)}), "nobody");
+  intruder.process.uid = 65534;
+  intruder.process.gid = 65534;
+  absl::StatusOr<MemberProcess> refused = StartMember(intruder);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(std::string(refused.status().message()).find("EADDRINUSE"), std::string::npos) << refused.status();
+
+  absl::StatusOr<ctl::JsonValue> status = broker_->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)["refusals"]["other-uid"].AsNumber(), 1) << "the broker refused it, not the kernel";
+  ExpectServedFairly(members, 1000, "127.0.0.1", 0.35, 0.65);
+}
+
+TEST_F(TcpGroupTest, UnprivilegedMemberCannotTakePort80) {
+  MemberOptions owner = Member(Tcp({"--port", "80"}), "root80");
+  absl::StatusOr<MemberProcess> root = StartMember(owner);
+  ASSERT_TRUE(root.ok()) << root.status();
+  MemberOptions intruder = Member(Tcp({"--port", "80"}), "nobody80");
+  intruder.process.uid = 65534;
+  intruder.process.gid = 65534;
+  absl::StatusOr<MemberProcess> refused = StartMember(intruder);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(std::string(refused.status().message()).find("EACCES"), std::string::npos) << refused.status();
+  EXPECT_TRUE(broker_->WaitForMembers(1).ok());
+}
+
+TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ExpectServedFairly(members, 1500, "::1", 0.20, 0.47);
+}
+
+TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ExpectServedFairly(members, 600, "127.0.0.1", 0.35, 0.65);
+  ExpectServedFairly(members, 600, "::1", 0.35, 0.65);
+}
+
+TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
+  std::vector<MemberOptions> v6;
+  for (int i = 0; i < 2; ++i) v6.push_back(Member(Tcp({"--host", "::", "--v6only", "1"}), absl::StrCat("v6only", i)));
+  std::vector<MemberProcess> v6_members = StartGroup(std::move(v6));
+  ASSERT_EQ(v6_members.size(), 2u);
+  std::vector<MemberOptions> v4;
+  for (int i = 0; i < 2; ++i) v4.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
+  std::vector<MemberProcess> v4_members = StartGroup(std::move(v4), v6_members[0].port);
+  ASSERT_EQ(v4_members.size(), 2u);
+  ExpectServedFairly(v4_members, 600, "127.0.0.1", 0.35, 0.65);
+  ExpectServedFairly(v6_members, 600, "::1", 0.35, 0.65);
+}
+
+TEST_F(TcpGroupTest, SpecificAddressBeatsWildcard) {
+  std::vector<MemberOptions> wild;
+  for (int i = 0; i < 2; ++i) wild.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("any", i)));
+  std::vector<MemberProcess> wildcard = StartGroup(std::move(wild));
+  ASSERT_EQ(wildcard.size(), 2u);
+  std::vector<MemberOptions> spec;
+  for (int i = 0; i < 2; ++i) spec.push_back(Member(Tcp({"--host", "127.0.0.5"}), absl::StrCat("lo5_", i)));
+  std::vector<MemberProcess> specific = StartGroup(std::move(spec), wildcard[0].port);
+  ASSERT_EQ(specific.size(), 2u);
+  // 127.0.0.5 goes to its own group only; any other local address to the wildcard.
+  ExpectServedFairly(specific, 600, "127.0.0.5", 0.35, 0.65);
+  ExpectServedFairly(wildcard, 600, "127.0.0.1", 0.35, 0.65);
+}
+
+TEST_F(TcpGroupTest, Ipv4TrafficPrefersIpv4GroupOverDualStack) {
+  std::vector<MemberOptions> dual;
+  for (int i = 0; i < 2; ++i) dual.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
+  std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));
+  ASSERT_EQ(dual_members.size(), 2u);
+  std::vector<MemberOptions> v4;
+  for (int i = 0; i < 2; ++i) v4.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
+  std::vector<MemberProcess> v4_members = StartGroup(std::move(v4), dual_members[0].port);
+  ASSERT_EQ(v4_members.size(), 2u);
+  ExpectServedFairly(v4_members, 600, "127.0.0.1", 0.35, 0.65);
+  ExpectServedFairly(dual_members, 600, "::1", 0.35, 0.65);
+}
+
+TEST_F(TcpGroupTest, MemberThatExitsLeavesAndTheOthersTakeItsShare) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 4; ++i) m.push_back(Member(Tcp({}), absl::StrCat("m", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ASSERT_EQ(members.size(), 4u);
+  ASSERT_TRUE(members[3].process.Signal(SIGTERM).ok());
+  ASSERT_TRUE(members[3].process.Wait(absl::Seconds(10)).ok());
+  members_ = 3;
+  ASSERT_TRUE(broker_->WaitForMembers(3).ok());
+  members.pop_back();
+  ExpectServedFairly(members, 1500, "127.0.0.1", 0.22, 0.45);
+}
+
+TEST_F(TcpGroupTest, KilledMemberLosesNoConnectionQueuedForIt) {
+  std::vector<MemberOptions> m;
+  for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({}), absl::StrCat("m", i)));
+  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  ASSERT_EQ(members.size(), 3u);
+  // Stop one member so that connections queue for it, then kill it: the
+  // broker must hand every queued connection to the others.
+  ASSERT_TRUE(members[2].process.Signal(SIGSTOP).ok());
+  TcpLoadOptions load;
+  load.port = members[0].port;
+  load.connections = 600;
+  load.concurrency = 32;
+  load.connection_timeout = absl::Seconds(20);
+  TcpLoadResult result;
+  std::thread client([&] { result = RunTcpLoad(load); });
+  // Wait until connections are queued for the stopped member.
+  double queued = 0;
+  for (int i = 0; i < 5000 && queued < 10; ++i) {
+    absl::StatusOr<ctl::JsonValue> s = broker_->Status();
+    ASSERT_TRUE(s.ok());
+    for (const auto& g : (*s)["groups"].array) {
+      for (const auto& mm : g["members"].array) {
+        if (mm["pid"].AsNumber() == members[2].process.pid()) queued = mm["queued"].AsNumber();
+      }
+    }
+    usleep(2000);
+  }
+  EXPECT_GE(queued, 10) << "connections should have queued for the stopped member";
+  ASSERT_TRUE(members[2].process.Signal(SIGKILL).ok());
+  client.join();
+  EXPECT_EQ(result.successes, 600) << result.Summary();
+  members.pop_back();
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> logs = ReadMemberLogs(members);
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(CheckServedExactlyOnce(result.tokens, *logs), "");
+  RecordProperty("queued_for_killed_member", static_cast<int>(queued));
+}
+
+}  // namespace
+}  // namespace reuseport::testing
