@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fd_count.h"
 #include "readiness.h"
 #include "status_client.h"
 
@@ -84,6 +85,36 @@ absl::Status BrokerProcess::WaitForMembers(int members, absl::Duration timeout) 
     usleep(2000);
   }
   return absl::DeadlineExceededError(absl::StrFormat("broker has %d members, expected %d", seen, members));
+}
+
+absl::Status WaitUntilStopped(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<std::string> stat = ReadFile(absl::StrFormat("/proc/%d/stat", pid));
+    if (!stat.ok()) return stat.status();
+    size_t paren = stat->rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'T') return absl::OkStatus();
+    usleep(1000);
+  }
+  return absl::DeadlineExceededError(absl::StrFormat("pid %d did not stop", pid));
+}
+
+absl::StatusOr<int> SettledFdCount(pid_t pid) {
+  absl::StatusOr<int> best = CountOpenFds(pid);
+  if (!best.ok()) return best;
+  int unchanged = 0;
+  for (int i = 0; i < 400 && unchanged < 20; ++i) {
+    usleep(2000);
+    absl::StatusOr<int> now = CountOpenFds(pid);
+    if (!now.ok()) return now;
+    if (*now < *best) {
+      best = now;
+      unchanged = 0;
+    } else {
+      ++unchanged;
+    }
+  }
+  return best;
 }
 
 TempDir MakeTestDir() {

@@ -58,6 +58,14 @@ class BrokerProcess {
   explicit BrokerProcess(Subprocess p) : process_(std::move(p)) {}
 };
 
+// Blocks until the process is stopped (state T in /proc), e.g. after SIGSTOP,
+// which takes effect only when the process next runs.
+absl::Status WaitUntilStopped(pid_t pid, absl::Duration timeout = absl::Seconds(5));
+
+// The broker's open fds once transient ones (a status link closing) are gone:
+// the smallest count seen over a quiet stretch of reads.
+absl::StatusOr<int> SettledFdCount(pid_t pid);
+
 // A member program (tests/members or any argv) under the legacy kernel with the shim.
 MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
                             const BrokerProcess& broker, const std::string& mode = "auto");

@@ -236,6 +236,7 @@ TEST_F(TcpGroupTest, KilledMemberLosesNoConnectionQueuedForIt) {
   // Stop one member so that connections queue for it, then kill it: the
   // broker must hand every queued connection to the others.
   ASSERT_TRUE(members[2].process.Signal(SIGSTOP).ok());
+  ASSERT_TRUE(WaitUntilStopped(members[2].process.pid()).ok());
   TcpLoadOptions load;
   load.port = members[0].port;
   load.connections = 600;
