@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "reuseport/address_codec.h"
 #include "log.h"
 #include "socket_facts.h"
 #include "status_report.h"
@@ -110,6 +111,15 @@ void ControlServer::OnAcceptable() {
     }
     absl::StatusOr<PeerCredentials> creds = ReadPeerCredentials(fd);
     if (!creds.ok()) continue;
+    int& uid_links = links_by_uid_[creds->uid];
+    if (uid_links >= options_.policy.LimitsFor(creds->uid).links) {
+      ++totals_.refusals;
+      ++totals_.refusals_by_reason["limit-links"];
+      LogLimited("limit-links", Severity::kWarning, "refusing a link from uid %d: it has %d open (limit)", creds->uid,
+                 uid_links);
+      continue;
+    }
+    ++uid_links;
     auto link = std::make_unique<Link>();
     link->id = ++last_link_id_;
     link->fd = std::move(owned);
@@ -172,6 +182,7 @@ void ControlServer::CloseLink(Link* link) {
     }
   }
   loop_.Remove(link->watch);
+  if (--links_by_uid_[link->creds.uid] <= 0) links_by_uid_.erase(link->creds.uid);
   links_.erase(link->id);
 }
 
@@ -252,20 +263,14 @@ void ControlServer::HandleBind(Link* link, Record& record) {
       return;
     }
     if (Group* g = registry_.FindExactGroup(domain, a, facts->v6only)) {
+      if (int err = CheckLimits(link, g->owner_uid, false); err != 0) {
+        Refuse(link, h, err, "limit", absl::StrFormat("uid %d is at its limits", link->creds.uid));
+        return;
+      }
       Admit(link, h, g, g->real->fd.get());  // its own socket is dropped: the group has one
       return;
     }
-    uint64_t inode = facts->inode;
-    RealSocket* real = registry_.AddRealSocket(domain, std::move(record.fds[0]), req.protocol, a, facts->v6only, inode);
-    Group* g = registry_.AddGroup(domain, real, a, facts->v6only, facts->owner_uid);
-    if (req.protocol == RP_PROTO_UDP) {
-      if (absl::Status s = dispatcher_.StartUdp(real); !s.ok()) {
-        Log(Severity::kError, "%s", s.ToString());
-      }
-    }
-    Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s)", g->id, ProtocolName(req.protocol),
-        FormatAddress(a), facts->owner_uid, link->creds.pid, link->command);
-    Admit(link, h, g, real->fd.get());
+    CreateGroup(link, h, std::move(record.fds[0]), *facts, domain);
     return;
   }
 
@@ -273,17 +278,40 @@ void ControlServer::HandleBind(Link* link, Record& record) {
     Refuse(link, h, EINVAL, "bad-request", "an unbound socket cannot join port 0");
     return;
   }
-  if (!policy_.MayJoinPort(link->creds, req.address.port)) {
+  if (!options_.policy.MayJoinPort(link->creds, req.protocol, req.address.port)) {
     Refuse(link, h, EACCES, "privileged-port",
            absl::StrFormat("pid %d uid %d may not bind port %d", link->creds.pid, link->creds.uid, req.address.port));
     return;
   }
   PortDomain* domain = registry_.FindDomain(DomainKey{netns, req.protocol, req.address.port});
+  JoinDecision d;
+  if (domain != nullptr) d = registry_.DecideJoin(*domain, req.address, facts->v6only, facts->owner_uid);
+  if (d.kind == JoinDecision::kNoGroup && req.address.port < Policy::kFirstUnprivilegedPort &&
+      options_.policy.AllowedByRule(link->creds, req.protocol, req.address.port)) {
+    // authbind-style: the policy lets this uid have the port; we bind it for
+    // the member, on its own socket, in its own network namespace.
+    struct sockaddr_storage ss;
+    socklen_t len = rp_address_to_sockaddr(&req.address, req.address.family, &ss);
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), len) != 0) {
+      int err = errno;
+      Refuse(link, h, err, "bind-failed", absl::StrFormat("bind %s: %s", FormatAddress(req.address), strerror(err)));
+      return;
+    }
+    absl::StatusOr<SocketFacts> bound = InspectSocket(fd);
+    if (!bound.ok()) {
+      Refuse(link, h, EIO, "bind-failed", std::string(bound.status().message()));
+      return;
+    }
+    PortDomain& d2 = registry_.DomainFor(DomainKey{netns, req.protocol, bound->address.port});
+    Log(Severity::kInfo, "bound %s for pid %d uid %d (%s) as the policy allows", FormatAddress(bound->address),
+        link->creds.pid, link->creds.uid, link->command);
+    CreateGroup(link, h, std::move(record.fds[0]), *bound, d2);
+    return;
+  }
   if (domain == nullptr) {
     Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group holds %s", FormatAddress(req.address)));
     return;
   }
-  JoinDecision d = registry_.DecideJoin(*domain, req.address, facts->v6only, facts->owner_uid);
   switch (d.kind) {
     case JoinDecision::kRefused:
       Refuse(link, h, d.error, "other-uid",
@@ -293,9 +321,17 @@ void ControlServer::HandleBind(Link* link, Record& record) {
       Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group can serve %s", FormatAddress(req.address)));
       return;
     case JoinDecision::kJoinGroup:
+      if (int err = CheckLimits(link, d.group->owner_uid, false); err != 0) {
+        Refuse(link, h, err, "limit", absl::StrFormat("uid %d is at its limits", link->creds.uid));
+        return;
+      }
       Admit(link, h, d.group, d.group->real->fd.get());
       return;
     case JoinDecision::kNewGroupOnSocket: {
+      if (int err = CheckLimits(link, facts->owner_uid, true); err != 0) {
+        Refuse(link, h, err, "limit", absl::StrFormat("uid %d is at its limits", link->creds.uid));
+        return;
+      }
       Group* g = registry_.AddGroup(*domain, d.real, req.address, facts->v6only, facts->owner_uid);
       Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s), served through %s", g->id,
           ProtocolName(req.protocol), FormatAddress(req.address), facts->owner_uid, link->creds.pid, link->command,
@@ -304,6 +340,39 @@ void ControlServer::HandleBind(Link* link, Record& record) {
       return;
     }
   }
+}
+
+void ControlServer::CreateGroup(Link* link, const rp_header& h, UniqueFd socket, const SocketFacts& facts,
+                                PortDomain& domain) {
+  if (int err = CheckLimits(link, facts.owner_uid, true); err != 0) {
+    Refuse(link, h, err, "limit", absl::StrFormat("uid %d is at its limits", link->creds.uid));
+    registry_.DropDomainIfEmpty(domain.key);
+    return;
+  }
+  int protocol = facts.protocol;
+  RealSocket* real = registry_.AddRealSocket(domain, std::move(socket), protocol, facts.address, facts.v6only, facts.inode);
+  Group* g = registry_.AddGroup(domain, real, facts.address, facts.v6only, facts.owner_uid);
+  g->pending_limit = options_.policy.LimitsFor(facts.owner_uid).queued;
+  if (protocol == RP_PROTO_UDP) {
+    if (absl::Status s = dispatcher_.StartUdp(real); !s.ok()) Log(Severity::kError, "%s", s.ToString());
+  }
+  Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s)", g->id, ProtocolName(protocol),
+      FormatAddress(facts.address), facts.owner_uid, link->creds.pid, link->command);
+  Admit(link, h, g, real->fd.get());
+}
+
+int ControlServer::CheckLimits(const Link* link, uid_t owner_uid, bool new_group) const {
+  UidLimits limits = options_.policy.LimitsFor(link->creds.uid);
+  int members = 0, groups = 0;
+  for (const auto& [key, domain] : registry_.domains()) {
+    for (const auto& g : domain->groups) {
+      if (g->owner_uid == owner_uid) ++groups;
+      for (const auto& m : g->members) members += m->creds.uid == link->creds.uid;
+    }
+  }
+  if (members >= limits.members) return EDQUOT;
+  if (new_group && groups >= options_.policy.LimitsFor(owner_uid).groups) return EDQUOT;
+  return 0;
 }
 
 void ControlServer::Admit(Link* link, const rp_header& request, Group* group, int real_fd) {

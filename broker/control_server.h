@@ -25,6 +25,7 @@
 #include "peer_identity.h"
 #include "policy.h"
 #include "registry.h"
+#include "socket_facts.h"
 #include "unique_fd.h"
 #include "wire.h"
 
@@ -33,6 +34,7 @@ namespace reuseport::broker {
 struct ControlOptions {
   std::string socket_path;
   mode_t socket_mode = 0666;  // every local user may ask; the checks are per request
+  Policy policy;
 };
 
 // One connection to the control socket.
@@ -81,6 +83,10 @@ class ControlServer {
 
   // Creates a member for `link` in `group` and answers with its fds.
   void Admit(Link* link, const rp_header& request, Group* group, int real_fd);
+  // Makes a group from a socket the kernel bound (for the member or for us).
+  void CreateGroup(Link* link, const rp_header& request, UniqueFd socket, const SocketFacts& facts, PortDomain& domain);
+  // 0, or EDQUOT when `uid` already holds what its limits allow.
+  int CheckLimits(const Link* link, uid_t owner_uid, bool new_group) const;
 
   void Reply(Link* link, const rp_header& request, int status, const void* payload, size_t payload_size,
              const std::vector<int>& fds = {});
@@ -92,12 +98,12 @@ class ControlServer {
   EventLoop& loop_;
   Registry& registry_;
   Dispatcher& dispatcher_;
-  Policy policy_;
   ControlOptions options_;
   UniqueFd listener_;
   EventLoop::Watch* listener_watch_ = nullptr;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Link>> links_;
   absl::flat_hash_map<uint64_t, Member*> members_by_key_;  // channel inode -> member
+  absl::flat_hash_map<uid_t, int> links_by_uid_;
   uint64_t last_link_id_ = 0;
   std::vector<char> buffer_;
   ControlTotals totals_;

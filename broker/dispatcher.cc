@@ -212,6 +212,14 @@ void Dispatcher::OnTcpReadable(RealSocket* real) {
 void Dispatcher::Deliver(Group* group, PendingConnection connection) {
   // Keep arrival order: nothing overtakes connections already waiting.
   if (group->pending.empty() && TryDeliver(group, connection)) return;
+  if (group->pending.size() >= group->pending_limit) {
+    // The owner's share of the broker is used up: reset, as a full backlog would.
+    ++group->refused;
+    Refuse(std::move(connection.fd));
+    LogLimited("limit-queued", Severity::kWarning, "group %d: %d connections waiting; resetting more", group->id,
+               group->pending.size());
+    return;
+  }
   group->pending.push_back(std::move(connection));
   Pause(group->real);
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
 ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
 ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
 ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
+ABSL_FLAG(std::string, policy, "/etc/reuseport/policy.conf",
+          "Policy file (allow and limit rules). A missing file at the default path means built-in defaults.");
+ABSL_FLAG(bool, check_config, false, "Validate the policy file, print what it says, and exit (0 if valid).");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
 
 namespace {
@@ -37,8 +41,9 @@ constexpr char kUsage[] =
     "reuseportd - SO_REUSEPORT for programs on kernels that lack it\n"
     "\n"
     "SYNOPSIS\n"
-    "  reuseportd [--socket PATH] [--log_level LEVEL] [--syslog] [--member_window N]\n"
-    "             [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
+    "             [--member_window N] [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "  reuseportd --check_config [--policy FILE]\n"
     "\n"
     "DESCRIPTION\n"
     "  Owns the real listening socket of each group of sockets that share an address and\n"
@@ -46,6 +51,11 @@ constexpr char kUsage[] =
     "  chosen by a hash of its 4-tuple. Programs become members through libreuseport.so\n"
     "  (see reuseport-run). Sockets share as on Linux 3.9+: same uid, same address and port;\n"
     "  a specific address beats a wildcard; IPv4 sockets beat dual-stack IPv6 ones.\n"
+    "\n"
+    "POLICY\n"
+    "  Ports below 1024 are shared only with processes that hold CAP_NET_BIND_SERVICE,\n"
+    "  unless the policy file allows a uid or gid (allow uid=www-data port=80,443 protocol=tcp);\n"
+    "  limit lines bound the groups, members, links and queued connections of each uid.\n"
     "\n"
     "EXIT STATUS\n"
     "  0 after SIGTERM or SIGINT; 1 when it cannot start (the reason is logged).\n";
@@ -80,6 +90,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.ready_fd = absl::GetFlag(FLAGS_ready_fd);
+
+  std::string policy_path = absl::GetFlag(FLAGS_policy);
+  bool default_path = policy_path == "/etc/reuseport/policy.conf";
+  if (!policy_path.empty() && (!default_path || access(policy_path.c_str(), F_OK) == 0)) {
+    absl::StatusOr<Policy> policy = Policy::Load(policy_path);
+    if (!policy.ok()) {
+      fprintf(stderr, "reuseportd: %s\n", std::string(policy.status().message()).c_str());
+      return absl::GetFlag(FLAGS_check_config) ? 1 : 2;
+    }
+    options.control.policy = std::move(*policy);
+  } else if (absl::GetFlag(FLAGS_check_config)) {
+    printf("reuseportd: no policy file at %s; built-in defaults apply\n", policy_path.c_str());
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    printf("reuseportd: %s: %s\n", policy_path.c_str(), options.control.policy.Describe().c_str());
+    return 0;
+  }
 
   signal(SIGPIPE, SIG_IGN);
   Broker broker(std::move(options));

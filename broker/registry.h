@@ -97,6 +97,7 @@ struct Group {
   std::vector<Member*> active;  // listening (TCP) or all (UDP); indexed by the table
   MaglevTable table;
   std::deque<PendingConnection> pending;  // TCP: accepted while every member was full
+  size_t pending_limit = 4096;            // the owner's `queued` limit; beyond it, connections are reset
   // Counters.
   uint64_t accepted = 0;
   uint64_t datagrams = 0;

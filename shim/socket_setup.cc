@@ -288,7 +288,11 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
   if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 0);
   int bound = Real().bind(fd, addr, len);
   int bind_err = errno;
-  if (bound != 0 && bind_err != EADDRINUSE) {
+  // EADDRINUSE: perhaps a group holds it. EACCES on a privileged port: the
+  // broker's policy may grant it (authbind-style); the broker decides.
+  bool ask = bound == 0 || bind_err == EADDRINUSE ||
+             (bind_err == EACCES && request.address.port != 0 && request.address.port < 1024);
+  if (!ask) {
     if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     errno = bind_err;
     return -1;
@@ -303,7 +307,7 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
       if (reuseaddr && bound != 0) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       ForgetMember(fd, m);
       if (bound == 0) return 0;  // as on an old kernel: the first bind simply succeeds
-      errno = EADDRINUSE;
+      errno = bind_err;
       return -1;
     }
     int status = reply.header.status;
@@ -318,14 +322,20 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
     }
     // ENOENT: no group holds this address. With SO_REUSEADDR the conflict may
     // be a TIME_WAIT leftover that the program's own bind would have ignored.
-    if (status == ENOENT && reuseaddr && attempt == 0) {
+    if (status == ENOENT && reuseaddr && attempt == 0 && bind_err == EADDRINUSE) {
       SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       bound = Real().bind(fd, addr, len);
       if (bound != 0) return -1;
       continue;
     }
     if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    errno = status == ENOENT ? EADDRINUSE : status;
+    if (status == EDQUOT) {
+      static int warned;
+      if (FirstTime(&warned)) RawLog(kLogWarn).Str("broker refused to share: this uid is at its limit").Emit();
+    }
+    // No group, or a refusal: what the kernel said stands (EADDRINUSE or
+    // EACCES); a uid mismatch is EADDRINUSE either way.
+    errno = (status == ENOENT || status == EDQUOT) ? bind_err : status;
     return -1;
   }
   errno = EADDRINUSE;

@@ -31,7 +31,15 @@ def main():
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     else:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-    s.bind((args.host, args.port))
+    port = args.port
+    if port == 0:
+        # Linux may autobind a SO_REUSEPORT socket to a port another socket of
+        # this uid already shares (tests in parallel); take a free one first.
+        probe = socket.socket(family, socket.SOCK_DGRAM)
+        probe.bind((args.host, 0))
+        port = probe.getsockname()[1]
+        probe.close()
+    s.bind((args.host, port))
     port = s.getsockname()[1]
     with open(args.ready_file + ".tmp", "w") as f:
         f.write("%d\n" % port)

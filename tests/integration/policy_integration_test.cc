@@ -1,0 +1,106 @@
+// The broker's policy file with real processes: an allow rule lets an
+// unprivileged uid serve a port below 1024 through the broker (which binds it
+// for the member), a limit stops one uid from taking more members, and
+// --check_config validates the file.
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "load_client.h"
+#include "member_paths.h"
+#include "reuseport_fixture.h"
+
+namespace reuseport::testing {
+namespace {
+
+class PolicyIntegrationTest : public ::testing::Test {
+ protected:
+  std::string WritePolicy(const std::string& text) {
+    std::string path = dir_.path() + "/policy.conf";
+    std::ofstream(path) << text;
+    return path;
+  }
+  MemberOptions Nobody(const BrokerProcess& broker, const std::string& id, uint16_t port) {
+    MemberOptions m = ShimmedMember({TcpMemberPath(), "--port", absl::StrCat(port)}, id, dir_.path(), broker);
+    m.process.uid = 65534;
+    m.process.gid = 65534;
+    return m;
+  }
+  TempDir dir_ = MakeTestDir();
+};
+
+TEST_F(PolicyIntegrationTest, AllowRuleLetsAnUnprivilegedUidServeAPrivilegedPort) {
+  BrokerOptions options;
+  options.extra_flags = {"--policy", WritePolicy("allow uid=nobody port=81 protocol=tcp\n")};
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+
+  std::vector<MemberProcess> members;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<MemberProcess> m = StartMember(Nobody(*broker, absl::StrCat("nobody", i), 81));
+    ASSERT_TRUE(m.ok()) << m.status() << "\n" << broker->process().ReadStdout();
+    members.push_back(std::move(*m));
+  }
+  TcpLoadOptions load;
+  load.port = 81;
+  load.connections = 400;
+  TcpLoadResult r = RunTcpLoad(load);
+  EXPECT_EQ(r.successes, 400) << r.Summary();
+  EXPECT_TRUE(SharesWithin(r.per_member, r.successes, 0.3, 0.7, 2)) << DescribeShares(r.per_member, r.successes);
+
+  // The rule names a uid and a port: uid 1 (daemon) and port 82 get nothing.
+  MemberOptions other = ShimmedMember({TcpMemberPath(), "--port", "81"}, "daemon", dir_.path(), *broker);
+  other.process.uid = 1;
+  other.process.gid = 1;
+  absl::StatusOr<MemberProcess> refused = StartMember(other);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(std::string(refused.status().message()).find("EACCES"), std::string::npos) << refused.status();
+  absl::StatusOr<MemberProcess> wrong_port = StartMember(Nobody(*broker, "nobody82", 82));
+  ASSERT_FALSE(wrong_port.ok());
+  EXPECT_NE(std::string(wrong_port.status().message()).find("EACCES"), std::string::npos) << wrong_port.status();
+}
+
+TEST_F(PolicyIntegrationTest, MemberLimitStopsOneUidFromTakingMore) {
+  BrokerOptions options;
+  options.extra_flags = {"--policy", WritePolicy("limit uid=nobody members=2\n")};
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  absl::StatusOr<MemberProcess> first = StartMember(Nobody(*broker, "n0", 0));
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<MemberProcess> second = StartMember(Nobody(*broker, "n1", first->port));
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::StatusOr<MemberProcess> third = StartMember(Nobody(*broker, "n2", first->port));
+  ASSERT_FALSE(third.ok());
+  EXPECT_NE(std::string(third.status().message()).find("EADDRINUSE"), std::string::npos) << third.status();
+  absl::StatusOr<ctl::JsonValue> status = broker->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)["refusals"]["limit"].AsNumber(), 1);
+  // Root is not limited by nobody's line.
+  MemberOptions root = ShimmedMember({TcpMemberPath()}, "root", dir_.path(), *broker);
+  EXPECT_TRUE(StartMember(root).ok());
+}
+
+TEST_F(PolicyIntegrationTest, CheckConfigValidatesTheFile) {
+  SubprocessOptions good;
+  good.argv = {BrokerPath(), "--check_config", "--policy", WritePolicy("allow uid=nobody port=80\nlimit members=5\n")};
+  absl::StatusOr<Subprocess> g = Subprocess::Start(good);
+  ASSERT_TRUE(g.ok());
+  absl::StatusOr<int> gs = g->Wait(absl::Seconds(10));
+  ASSERT_TRUE(gs.ok());
+  EXPECT_TRUE(WIFEXITED(*gs) && WEXITSTATUS(*gs) == 0) << g->ReadStderr();
+  EXPECT_NE(g->ReadStdout().find("1 allow rule(s)"), std::string::npos) << g->ReadStdout();
+
+  SubprocessOptions bad;
+  std::string path = WritePolicy("allow uid=nobody port=80\nallow port=90\n");
+  bad.argv = {BrokerPath(), "--check_config", "--policy", path};
+  absl::StatusOr<Subprocess> b = Subprocess::Start(bad);
+  ASSERT_TRUE(b.ok());
+  absl::StatusOr<int> bs = b->Wait(absl::Seconds(10));
+  ASSERT_TRUE(bs.ok());
+  EXPECT_TRUE(WIFEXITED(*bs) && WEXITSTATUS(*bs) == 1);
+  EXPECT_NE(b->ReadStderr().find(path + ":2: allow needs exactly one of uid= or gid="), std::string::npos)
+      << b->ReadStderr();
+}
+
+}  // namespace
+}  // namespace reuseport::testing
