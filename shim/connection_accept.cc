@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -34,7 +35,7 @@ void CloseAll(const int* fds, int count) {
 }  // namespace
 
 int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending) return Real().accept4(fd, addr, len, flags);
   if (m->state != MemberState::kListening) {
     errno = m->state == MemberState::kDatagram ? EOPNOTSUPP : EINVAL;

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -182,7 +183,7 @@ bool ChannelNonBlocking(int fd) {
 }  // namespace
 
 ssize_t Recvmsg(int fd, struct msghdr* msg, int flags) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().recvmsg(fd, msg, flags);
   }
@@ -198,7 +199,7 @@ ssize_t Recvmsg(int fd, struct msghdr* msg, int flags) {
 }
 
 ssize_t Recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* from_len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().recvfrom(fd, buf, len, flags, from, from_len);
   }
@@ -220,7 +221,7 @@ ssize_t Recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from
 }
 
 ssize_t Read(int fd, void* buf, size_t len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().read(fd, buf, len);
   }
@@ -228,7 +229,7 @@ ssize_t Read(int fd, void* buf, size_t len) {
 }
 
 ssize_t Readv(int fd, const struct iovec* iov, int count) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().readv(fd, iov, count);
   }
@@ -243,7 +244,7 @@ ssize_t Readv(int fd, const struct iovec* iov, int count) {
 }
 
 int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct timespec* timeout) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().recvmmsg(fd, msgs, count, flags, timeout);
   }
@@ -282,7 +283,7 @@ int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct
 }
 
 ssize_t Sendmsg(int fd, const struct msghdr* msg, int flags) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().sendmsg(fd, msg, flags);
   }
@@ -298,7 +299,7 @@ ssize_t Sendmsg(int fd, const struct msghdr* msg, int flags) {
 }
 
 ssize_t Sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to, socklen_t to_len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().sendto(fd, buf, len, flags, to, to_len);
   }
@@ -316,7 +317,7 @@ ssize_t Sendto(int fd, const void* buf, size_t len, int flags, const struct sock
 }
 
 ssize_t Write(int fd, const void* buf, size_t len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().write(fd, buf, len);
   }
@@ -324,7 +325,7 @@ ssize_t Write(int fd, const void* buf, size_t len) {
 }
 
 ssize_t Writev(int fd, const struct iovec* iov, int count) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().writev(fd, iov, count);
   }
@@ -339,7 +340,7 @@ ssize_t Writev(int fd, const struct iovec* iov, int count) {
 }
 
 int Sendmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
     return Real().sendmmsg(fd, msgs, count, flags);
   }

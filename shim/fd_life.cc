@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "member_attach.h"
 #include "member_table.h"
+#include "process_life.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "shim.h"
@@ -28,12 +30,13 @@ bool EvacuatePrivateFd(int fd) {
 }
 
 void TrackDuplicate(int old_fd, int new_fd) {
-  Member* m = LookupMember(old_fd);
-  if (m == nullptr || new_fd < 0) return;
+  Member* m = LookupMemberOrAttach(old_fd);
+  if (m == nullptr || new_fd < 0 || InVforkChild()) return;
   TableLock lock;
   if (LookupMember(old_fd) != m) return;
   if (MapFd(new_fd, m)) {
     ++m->fd_refs;
+    MirrorInheritance(m, new_fd);
   } else {
     static int warned;
     if (FirstTime(&warned)) RawLog(kLogWarn).Str("duplicate fd ").Int(new_fd).Str(" of a shared socket is above 65535; it is not shared").Emit();
@@ -61,11 +64,16 @@ int CloseSpan(unsigned int first, unsigned int last, int flags) {
 
 int Close(int fd) {
   if (__builtin_expect(IsPrivateFd(fd), 0)) {
+    if (InVforkChild()) return Real().close(fd);  // its own fd table; our memory is the parent's
     errno = EBADF;  // not open, as far as the program can know
     return -1;
   }
   Member* m = LookupMember(fd);
-  if (m == nullptr) return Real().close(fd);
+  if (m == nullptr) {
+    if (__builtin_expect(MaybeInheritedChannel(fd), 0)) ForgetInheritedChannel(fd);
+    return Real().close(fd);
+  }
+  if (InVforkChild()) return Real().close(fd);
   TableLock lock;
   m = LookupMember(fd);
   if (m == nullptr) return Real().close(fd);
@@ -86,7 +94,8 @@ int Dup(int fd) {
 }
 
 int Dup3(int old_fd, int new_fd, int flags, bool is_dup2) {
-  if (old_fd == new_fd || (LookupMember(old_fd) == nullptr && LookupMember(new_fd) == nullptr && !IsPrivateFd(new_fd))) {
+  if (old_fd == new_fd || InVforkChild() ||
+      (LookupMemberOrAttach(old_fd) == nullptr && LookupMember(new_fd) == nullptr && !IsPrivateFd(new_fd))) {
     return is_dup2 ? Real().dup2(old_fd, new_fd) : Real().dup3(old_fd, new_fd, flags);
   }
   TableLock lock;
@@ -101,7 +110,10 @@ int Dup3(int old_fd, int new_fd, int flags, bool is_dup2) {
     return r;
   }
   if (replaced != nullptr) DropFdReference(new_fd, replaced);
-  if (source != nullptr && MapFd(new_fd, source)) ++source->fd_refs;
+  if (source != nullptr && MapFd(new_fd, source)) {
+    ++source->fd_refs;
+    MirrorInheritance(source, new_fd);
+  }
   return r;
 }
 
@@ -109,11 +121,14 @@ int Fcntl(int fd, int cmd, void* arg, bool is_fcntl64) {
   auto real = is_fcntl64 && Real().fcntl64 != nullptr ? Real().fcntl64 : Real().fcntl;
   int r = real(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) TrackDuplicate(fd, r);
+  if (r >= 0 && cmd == F_SETFD) {
+    if (Member* m = LookupMember(fd); m != nullptr && !InVforkChild()) MirrorInheritance(m, fd);
+  }
   return r;
 }
 
 int Ioctl(int fd, unsigned long request, void* arg) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (__builtin_expect(m == nullptr, 1) || request != FIONREAD || m->state != MemberState::kDatagram) {
     return Real().ioctl(fd, request, arg);
   }
@@ -132,7 +147,7 @@ int CloseRange(unsigned int first, unsigned int last, int flags) {
     errno = EINVAL;
     return -1;
   }
-  if (!TablesActive()) return CloseSpan(first, last, flags);
+  if (!TablesActive() || InVforkChild()) return CloseSpan(first, last, flags);
   TableLock lock;
   // Close around the shim's own fds; forget members whose fds go.
   unsigned int span_start = first;

@@ -1,13 +1,13 @@
-// Process life: fork handlers keep the shim's lock usable in a child forked
-// while another thread held it.
-#include "member_table.h"
+// The shim's start: real functions resolved, fork handlers installed, fds
+// inherited across exec noted (process_life.h).
+#include "process_life.h"
 #include "real_calls.h"
 
 namespace reuseport::shim {
 namespace {
 __attribute__((constructor)) void StartShim() {
   ResolveRealCalls();
-  InstallForkHandlers();
+  StartProcessLife();
 }
 }  // namespace
 }  // namespace reuseport::shim

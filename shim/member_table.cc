@@ -177,13 +177,8 @@ void ForgetStaleFd(int fd) {
   if (Member* m = LookupMember(fd)) DropFdReference(fd, m);
 }
 
-namespace {
-void LockForFork() { pthread_mutex_lock(&g_lock); }
-void UnlockAfterForkInParent() { pthread_mutex_unlock(&g_lock); }
-// The child has one thread: whoever held the lock in the parent is gone.
-void ResetAfterForkInChild() { pthread_mutex_init(&g_lock, nullptr); }
-}  // namespace
-
-void InstallForkHandlers() { pthread_atfork(LockForFork, UnlockAfterForkInParent, ResetAfterForkInChild); }
+void LockTableForFork() { pthread_mutex_lock(&g_lock); }
+void UnlockTableAfterFork() { pthread_mutex_unlock(&g_lock); }
+void ResetTableLockInChild() { pthread_mutex_init(&g_lock, nullptr); }
 
 }  // namespace reuseport::shim

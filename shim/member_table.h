@@ -91,7 +91,10 @@ int AdoptPrivateFd(int fd, Member* m);
 // Releases one program fd's reference; closes the member when it was the last.
 void DropFdReference(int fd, Member* m);
 
-void InstallForkHandlers();
+// For the fork handlers (process_life.cc).
+void LockTableForFork();
+void UnlockTableAfterFork();
+void ResetTableLockInChild();
 
 // A new fd (from socket()) at a number the table still maps belongs to a socket
 // closed behind the shim's back: forget the old member.

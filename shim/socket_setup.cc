@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker_link.h"
+#include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -105,6 +106,7 @@ Member* StartMember(int fd, const SocketKind& kind) {
   m->link_fd = AdoptPrivateFd(link, m);
   m->link_pid = getpid();
   m->fd_refs = 1;
+  MirrorInheritance(m, fd);
   if (!MapFd(fd, m)) {
     static int warned;
     if (FirstTime(&warned)) RawLog(kLogWarn).Str("socket fd ").Int(fd).Str(" is above 65535; not shared").Emit();
@@ -125,7 +127,7 @@ void ForgetMember(int fd, Member* m) {
 
 int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
   const Settings& settings = GetSettings();
-  if (settings.mode == Mode::kOff) return Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
+  if (settings.mode == Mode::kOff || InVforkChild()) return Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
   if (settings.mode == Mode::kAuto) {
     int r = Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
     if (r == 0 || errno != ENOPROTOOPT) return r;
@@ -292,19 +294,19 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
   // broker's policy may grant it (authbind-style); the broker decides.
   bool ask = bound == 0 || bind_err == EADDRINUSE ||
              (bind_err == EACCES && request.address.port != 0 && request.address.port < 1024);
+  // The probe is done: the socket carries the program's options again (the
+  // broker may bind it for the member, authbind-style).
+  if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
   if (!ask) {
-    if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     errno = bind_err;
     return -1;
   }
-  if (bound == 0 && reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     BrokerReply reply;
     int call = CallBroker(m->link_fd, RP_OP_BIND, &request, sizeof(request), &fd, 1, &reply);
     if (call != 0) {
       WarnBrokerUnreachable(errno);
-      if (reuseaddr && bound != 0) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       ForgetMember(fd, m);
       if (bound == 0) return 0;  // as on an old kernel: the first bind simply succeeds
       errno = bind_err;
@@ -323,12 +325,10 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
     // ENOENT: no group holds this address. With SO_REUSEADDR the conflict may
     // be a TIME_WAIT leftover that the program's own bind would have ignored.
     if (status == ENOENT && reuseaddr && attempt == 0 && bind_err == EADDRINUSE) {
-      SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
       bound = Real().bind(fd, addr, len);
       if (bound != 0) return -1;
       continue;
     }
-    if (reuseaddr) SetIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (status == EDQUOT) {
       static int warned;
       if (FirstTime(&warned)) RawLog(kLogWarn).Str("broker refused to share: this uid is at its limit").Emit();
@@ -349,7 +349,7 @@ bool IsListeningOption(int level, int name) {
 }  // namespace
 
 int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr) {
     if (level == SOL_SOCKET && name == SO_REUSEPORT) return SetsockoptReuseport(fd, value, len);
     return Real().setsockopt(fd, level, name, value, len);
@@ -409,7 +409,7 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
 }
 
 int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr) return Real().getsockopt(fd, level, name, value, len);
   if (level == SOL_SOCKET && name == SO_REUSEPORT) return ReturnInt(1, value, len);
   switch (m->state) {
@@ -431,7 +431,7 @@ int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
 int Bind(int fd, const struct sockaddr* addr, socklen_t len) {
   Member* m = LookupMember(fd);
   const Settings& settings = GetSettings();
-  if (m == nullptr && settings.port_count == 0) return Real().bind(fd, addr, len);
+  if ((m == nullptr && settings.port_count == 0) || InVforkChild()) return Real().bind(fd, addr, len);
   TableLock lock;
   m = LookupMember(fd);
   if (m != nullptr && PendingIsStale(fd, m)) {
@@ -448,8 +448,8 @@ int Bind(int fd, const struct sockaddr* addr, socklen_t len) {
 }
 
 int Listen(int fd, int backlog) {
-  Member* m = LookupMember(fd);
-  if (m == nullptr || m->state == MemberState::kPending) return Real().listen(fd, backlog);
+  Member* m = LookupMemberOrAttach(fd);
+  if (m == nullptr || m->state == MemberState::kPending || InVforkChild()) return Real().listen(fd, backlog);
   if (m->state == MemberState::kDatagram) {
     errno = EOPNOTSUPP;
     return -1;
@@ -459,7 +459,10 @@ int Listen(int fd, int backlog) {
   struct rp_listen_request request {};
   request.backlog = backlog;
   BrokerReply reply;
-  if (CallBroker(m->link_fd, RP_OP_LISTEN, &request, sizeof(request), nullptr, 0, &reply) != 0) {
+  // After fork, ask on a link of our own: a reply on the shared one could be
+  // read by the other process.
+  bool own_link = EnsureOwnLink(m, m->state == MemberState::kListening ? fd : m->channel_fd);
+  if (!own_link || CallBroker(m->link_fd, RP_OP_LISTEN, &request, sizeof(request), nullptr, 0, &reply) != 0) {
     WarnBrokerUnreachable(errno);
     if (m->state == MemberState::kListening) return 0;  // the group keeps its backlog
     errno = EADDRINUSE;
@@ -489,7 +492,7 @@ int Listen(int fd, int backlog) {
 }
 
 int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending) return Real().getsockname(fd, addr, len);
   if (addr == nullptr || len == nullptr) {
     errno = EFAULT;
@@ -500,7 +503,7 @@ int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
 }
 
 int Getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending) return Real().getpeername(fd, addr, len);
   if (m->state == MemberState::kDatagram && m->connected) {
     if (addr == nullptr || len == nullptr) {
@@ -515,7 +518,7 @@ int Getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
 }
 
 int Connect(int fd, const struct sockaddr* addr, socklen_t len) {
-  Member* m = LookupMember(fd);
+  Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state != MemberState::kDatagram) return Real().connect(fd, addr, len);
   // A UDP member keeps receiving through the group; connect() only sets the
   // default destination of send()/write(), which leave from the shared socket.

@@ -21,7 +21,8 @@ class PolicyIntegrationTest : public ::testing::Test {
     return path;
   }
   MemberOptions Nobody(const BrokerProcess& broker, const std::string& id, uint16_t port) {
-    MemberOptions m = ShimmedMember({TcpMemberPath(), "--port", absl::StrCat(port)}, id, dir_.path(), broker);
+    // SO_REUSEADDR, as servers set it: earlier runs leave TIME_WAIT on these fixed ports.
+    MemberOptions m = ShimmedMember({TcpMemberPath(), "--reuseaddr", "--port", absl::StrCat(port)}, id, dir_.path(), broker);
     m.process.uid = 65534;
     m.process.gid = 65534;
     return m;
@@ -49,7 +50,7 @@ TEST_F(PolicyIntegrationTest, AllowRuleLetsAnUnprivilegedUidServeAPrivilegedPort
   EXPECT_TRUE(SharesWithin(r.per_member, r.successes, 0.3, 0.7, 2)) << DescribeShares(r.per_member, r.successes);
 
   // The rule names a uid and a port: uid 1 (daemon) and port 82 get nothing.
-  MemberOptions other = ShimmedMember({TcpMemberPath(), "--port", "81"}, "daemon", dir_.path(), *broker);
+  MemberOptions other = ShimmedMember({TcpMemberPath(), "--reuseaddr", "--port", "81"}, "daemon", dir_.path(), *broker);
   other.process.uid = 1;
   other.process.gid = 1;
   absl::StatusOr<MemberProcess> refused = StartMember(other);

@@ -1,0 +1,118 @@
+#include "member_attach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "broker_link.h"
+#include "raw_log.h"
+#include "real_calls.h"
+#include "reuseport/address_codec.h"
+#include "reuseport/protocol.h"
+#include "socket_options.h"
+
+namespace reuseport::shim {
+
+namespace {
+
+// Sends ATTACH for `channel` on a new link. On success returns the link and
+// leaves the reply (fds [channel_peer, group socket]) in *reply.
+int Attach(int channel, BrokerReply* reply) {
+  int link = ConnectBroker();
+  if (link < 0) {
+    WarnBrokerUnreachable(errno);
+    return -1;
+  }
+  if (CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply) != 0 || reply->header.status != 0 ||
+      reply->fd_count != 2 || reply->payload_size != sizeof(rp_member_reply)) {
+    CloseReplyFds(reply);
+    Real().close(link);
+    return -1;
+  }
+  return link;
+}
+
+}  // namespace
+
+Member* AttachInheritedChannel(int fd) {
+  if (InVforkChild()) return nullptr;
+  TableLock lock;
+  if (Member* m = LookupMember(fd)) return m;
+  if (!MaybeInheritedChannel(fd)) return nullptr;
+  ForgetInheritedChannel(fd);
+  BrokerReply reply;
+  int link = Attach(fd, &reply);
+  if (link < 0) return nullptr;  // not a member's channel, or no broker
+  const rp_member_reply& r = reply.payload.member;
+  Member* m = AllocateMember();
+  if (m == nullptr) {
+    CloseReplyFds(&reply);
+    Real().close(link);
+    return nullptr;
+  }
+  m->protocol = r.protocol;
+  m->family = static_cast<uint8_t>(r.bound.family);
+  m->v6only = r.v6only;
+  m->member_id = r.member_id;
+  m->group_id = r.group_id;
+  m->bound_len = rp_address_to_sockaddr(&r.bound, m->family, &m->bound);
+  m->link_fd = AdoptPrivateFd(link, m);
+  m->link_pid = static_cast<pid_t>(syscall(SYS_getpid));
+  m->channel_peer_fd = AdoptPrivateFd(reply.fds[0], m);
+  m->group_fd = AdoptPrivateFd(reply.fds[1], m);
+  reply.fd_count = 0;
+  int domain = 0;
+  socklen_t len = sizeof(domain);
+  Real().getsockopt(m->group_fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  m->group_family = static_cast<uint8_t>(domain);
+  // The options the program set in its previous image are gone with it; start
+  // from the group socket's, as a fresh listener would.
+  bool tcp = m->protocol == RP_PROTO_TCP;
+  m->holder_fd = AdoptPrivateFd(
+      Real().socket(m->family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, tcp ? IPPROTO_TCP : IPPROTO_UDP), m);
+  if (tcp) {
+    ReadInheritedOptions(m->group_fd, m->family, m->inherited.listener);
+    ReadInheritedOptions(m->group_fd, m->family, m->inherited.wanted);
+    UpdateDifferMask(&m->inherited);
+  }
+  m->fd_refs = 1;
+  m->state = tcp ? MemberState::kListening : MemberState::kDatagram;
+  if (!MapFd(fd, m)) {
+    ReleaseMember(m);
+    return nullptr;
+  }
+  MirrorInheritance(m, fd);
+  RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id).Str(" of group ").Uint(m->group_id).Emit();
+  return m;
+}
+
+bool EnsureOwnLink(Member* m, int channel) {
+  pid_t me = static_cast<pid_t>(syscall(SYS_getpid));
+  if (m->link_pid == me) return true;
+  BrokerReply reply;
+  int link = Attach(channel, &reply);
+  if (link < 0) return false;
+  CloseReplyFds(&reply);  // we hold the channel peer and group socket already
+  // The parent's link stays open in the parent; ours replaces our copy of it.
+  int old = m->link_fd;
+  m->link_fd = AdoptPrivateFd(link, m);
+  m->link_pid = me;
+  if (old >= 0) {
+    UnmarkPrivateFd(old);
+    Real().close(old);
+  }
+  return true;
+}
+
+void MirrorInheritance(Member* m, int program_fd) {
+  int flags = Real().fcntl(program_fd, F_GETFD);
+  if (flags < 0 || m->link_fd < 0) return;
+  int link_flags = Real().fcntl(m->link_fd, F_GETFD);
+  if (link_flags < 0) return;
+  int want = (link_flags & ~FD_CLOEXEC) | (flags & FD_CLOEXEC);
+  if (want != link_flags) Real().fcntl(m->link_fd, F_SETFD, want);
+}
+
+}  // namespace reuseport::shim

@@ -1,0 +1,36 @@
+// Links for members this process did not create: a channel inherited across
+// exec, or a member whose link the parent opened before fork(). Holding the
+// member's end of the channel is the proof the broker asks for (RP_OP_ATTACH).
+#ifndef REUSEPORT_SHIM_MEMBER_ATTACH_H_
+#define REUSEPORT_SHIM_MEMBER_ATTACH_H_
+
+#include "member_table.h"
+#include "process_life.h"
+
+namespace reuseport::shim {
+
+// Makes fd, inherited across exec, a member again; null if the broker does not
+// know it (then it is an ordinary socket of the program's).
+Member* AttachInheritedChannel(int fd);
+
+// The member of fd, recognising an inherited channel on first use. The hot
+// path of the hooks that can meet one.
+inline Member* LookupMemberOrAttach(int fd) {
+  Member* m = LookupMember(fd);
+  if (__builtin_expect(m != nullptr, 0)) return m;
+  if (__builtin_expect(MaybeInheritedChannel(fd), 0)) return AttachInheritedChannel(fd);
+  return nullptr;
+}
+
+// Gives m a link opened by this process, if its link is the parent's (so that
+// replies cannot go to another process). Returns false if the broker cannot
+// be reached. Requires TableLock. `channel` is the member's channel end.
+bool EnsureOwnLink(Member* m, int channel);
+
+// Makes m's link inherited across exec exactly when the program's fd is, so a
+// listener handed to a new program image stays a member.
+void MirrorInheritance(Member* m, int program_fd);
+
+}  // namespace reuseport::shim
+
+#endif  // REUSEPORT_SHIM_MEMBER_ATTACH_H_

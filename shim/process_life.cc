@@ -1,0 +1,121 @@
+#include "process_life.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "member_table.h"
+#include "real_calls.h"
+#include "settings.h"
+
+namespace reuseport::shim {
+
+namespace {
+
+pid_t g_owner_pid = 0;  // the process whose memory this is
+
+// Candidates for inherited channels, fds below 1024 (listeners passed across
+// exec are low-numbered). Null when there are none, the usual case.
+constexpr int kCandidateFds = 1024;
+uint8_t g_candidate_bits[kCandidateFds / 8];
+int g_have_candidates = 0;
+
+// The mask a forking thread had, restored after fork in both processes.
+__thread sigset_t t_mask_before_fork;
+
+void PrepareFork() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &t_mask_before_fork);
+  LockTableForFork();
+}
+
+void AfterForkInParent() {
+  UnlockTableAfterFork();
+  pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
+}
+
+void AfterForkInChild() {
+  ResetTableLockInChild();
+  __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
+  pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
+}
+
+bool LooksLikeChannel(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int domain = 0, type = 0;
+  socklen_t len = sizeof(int);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return false;
+  len = sizeof(int);
+  if (Real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET) return false;
+  struct sockaddr_storage peer;
+  socklen_t peer_len = sizeof(peer);
+  return Real().getpeername(fd, reinterpret_cast<struct sockaddr*>(&peer), &peer_len) == 0;
+}
+
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+// Lists our open fds with getdents64 into a stack buffer: no allocation, as
+// this runs before main.
+void FindInheritedChannels() {
+  int dir = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir < 0) return;
+  char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents64, dir, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<LinuxDirent64*>(buf + off);
+      off += d->d_reclen;
+      int fd = 0;
+      const char* p = d->d_name;
+      if (*p < '0' || *p > '9') continue;
+      while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
+      if (fd < 3 || fd >= kCandidateFds || fd == dir) continue;
+      if (LooksLikeChannel(fd)) {
+        g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
+        g_have_candidates = 1;
+      }
+    }
+  }
+  Real().close(dir);
+}
+
+}  // namespace
+
+void StartProcessLife() {
+  __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
+  pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
+  if (GetSettings().mode != Mode::kOff) FindInheritedChannels();
+}
+
+bool InVforkChild() {
+  pid_t owner = __atomic_load_n(&g_owner_pid, __ATOMIC_RELAXED);
+  return owner != 0 && static_cast<pid_t>(syscall(SYS_getpid)) != owner;
+}
+
+bool MaybeInheritedChannel(int fd) {
+  if (__builtin_expect(!__atomic_load_n(&g_have_candidates, __ATOMIC_RELAXED), 1)) return false;
+  if (static_cast<unsigned>(fd) >= kCandidateFds) return false;
+  return (__atomic_load_n(&g_candidate_bits[fd / 8], __ATOMIC_RELAXED) >> (fd % 8)) & 1;
+}
+
+void ForgetInheritedChannel(int fd) {
+  if (static_cast<unsigned>(fd) < kCandidateFds) {
+    __atomic_fetch_and(&g_candidate_bits[fd / 8], static_cast<uint8_t>(~(1u << (fd % 8))), __ATOMIC_RELAXED);
+  }
+}
+
+}  // namespace reuseport::shim

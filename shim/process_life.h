@@ -1,0 +1,31 @@
+// The shim across fork, vfork and exec.
+//
+// fork: the table lock is taken around fork() with signals blocked, so a
+// child never inherits it held and a signal handler that calls close() during
+// fork() cannot deadlock; the child keeps every membership (its fds are
+// copies), and opens a link of its own before it next asks the broker.
+// vfork (and clone(CLONE_VM)): the child shares our memory until it execs, so
+// hooks in it change nothing and just call libc.
+// exec: a listener the program passes on (no FD_CLOEXEC) is a member's channel;
+// the new image's shim finds such fds at start and asks the broker which
+// member each belongs to the first time the program uses it.
+#ifndef REUSEPORT_SHIM_PROCESS_LIFE_H_
+#define REUSEPORT_SHIM_PROCESS_LIFE_H_
+
+#include <sys/types.h>
+
+namespace reuseport::shim {
+
+// Runs from the shim's constructor.
+void StartProcessLife();
+
+// True in a child that shares the shim's memory with its parent (vfork).
+bool InVforkChild();
+
+// The fds inherited across exec that may be member channels (cheap check).
+bool MaybeInheritedChannel(int fd);
+void ForgetInheritedChannel(int fd);
+
+}  // namespace reuseport::shim
+
+#endif  // REUSEPORT_SHIM_PROCESS_LIFE_H_
