@@ -1,0 +1,41 @@
+// A real Broker (control server, dispatcher, registry, event loop) serving a
+// temporary socket path from a thread of this process, as
+// tests/unit/control_server_test.cc runs one. Its fds are this process's fds,
+// which is what lets control_fuzzer count them.
+#ifndef REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_
+#define REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "broker.h"
+#include "policy.h"
+
+namespace reuseport::fuzz {
+
+class BrokerInThread {
+ public:
+  // Starts serving on a new temporary directory's socket. On error, no thread
+  // runs and status() says why.
+  explicit BrokerInThread(reuseport::broker::Policy policy);
+  // Stops the loop, joins the thread and removes the directory.
+  ~BrokerInThread();
+  BrokerInThread(const BrokerInThread&) = delete;
+  BrokerInThread& operator=(const BrokerInThread&) = delete;
+
+  const absl::Status& status() const { return status_; }
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  std::string dir_;
+  std::string socket_path_;
+  std::unique_ptr<reuseport::broker::Broker> broker_;
+  absl::Status status_;
+  std::thread thread_;
+};
+
+}  // namespace reuseport::fuzz
+
+#endif  // REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_

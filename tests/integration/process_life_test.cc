@@ -1,0 +1,72 @@
+// Members that fork, exec, vfork, daemonize, take signals during fork and
+// churn fds from threads, each sharing a port with an ordinary member, all
+// under reuseport-legacy-kernel --kernel 3.2.
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "load_client.h"
+#include "member_paths.h"
+#include "reuseport_fixture.h"
+
+namespace reuseport::testing {
+namespace {
+
+class ProcessLifeTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path());
+    ASSERT_TRUE(b.ok()) << b.status();
+    broker_.emplace(std::move(*b));
+  }
+  TempDir dir_ = MakeTestDir();
+  std::optional<BrokerProcess> broker_;
+};
+
+TEST_P(ProcessLifeTest, ServesEveryConnectionExactlyOnceAlongsideAnOrdinaryMember) {
+  std::string scenario = GetParam();
+  std::vector<MemberOptions> m;
+  MemberOptions life = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", scenario}, "life", dir_.path(), *broker_);
+  life.ready_timeout = absl::Seconds(30);
+  m.push_back(std::move(life));
+  m.push_back(ShimmedMember({TcpMemberPath(), "--host", "127.0.0.1"}, "plain", dir_.path(), *broker_));
+  absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup(std::move(m));
+  ASSERT_TRUE(members.ok()) << members.status() << "\n" << broker_->process().ReadStdout();
+  ASSERT_TRUE(broker_->WaitForMembers(2).ok()) << broker_->process().ReadStdout();
+
+  TcpLoadOptions load;
+  load.port = (*members)[0].port;
+  load.connections = 800;
+  TcpLoadResult r = RunTcpLoad(load);
+  EXPECT_EQ(r.successes, 800) << r.Summary();
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> logs = ReadMemberLogs(*members);
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(CheckServedExactlyOnce(r.tokens, *logs), "");
+  int life_served = 0, responders = 0;
+  for (const auto& [id, n] : r.per_member) {
+    if (id.rfind("life", 0) == 0) {
+      life_served += n;
+      ++responders;
+    }
+  }
+  EXPECT_GT(life_served, 800 * 0.3) << DescribeShares(r.per_member, r.successes);
+  EXPECT_LT(life_served, 800 * 0.7) << DescribeShares(r.per_member, r.successes);
+  if (scenario == "prefork") {
+    EXPECT_GE(responders, 2) << "the forked workers share the member's channel";
+  }
+  RecordProperty("shares", DescribeShares(r.per_member, r.successes));
+}
+
+INSTANTIATE_TEST_SUITE_P(Scenarios, ProcessLifeTest,
+                         ::testing::Values("prefork", "exec-handoff", "vfork-close", "daemonize", "signal-fork",
+                                           "threads-churn", "dup-close"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace reuseport::testing

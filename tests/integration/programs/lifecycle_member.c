@@ -1,0 +1,327 @@
+/* A TCP member that lives the lives real servers do: prefork workers,
+ * hand-off across exec, vfork children, daemonizing, signals during fork,
+ * threads accepting while others dup and close. Plain sockets API with
+ * SO_REUSEPORT; it knows nothing of reuseport.
+ *
+ * lifecycle_member --scenario NAME --port P --id ID --ready-file F --log L
+ *
+ * Serves the members' line protocol: "HELLO <token>\n" -> "<id> <token>\n",
+ * logging each token. Scenarios:
+ *   prefork        bind+listen, then fork 3 workers that accept (ids ID.w0..)
+ *   exec-handoff   bind+listen, then exec itself with --inherited-fd N; the new
+ *                  image checks getsockname/getsockopt on the fd, then serves
+ *   vfork-close    vfork a child that closes every fd 3..1023 and exits; serve
+ *   daemonize      fork; the parent exits; the child setsid()s, closes every
+ *                  fd it does not know (3..1023 except its listener), serves
+ *   signal-fork    a SIGALRM handler closes duplicates of the listener while
+ *                  the main thread forks 200 children; then serve
+ *   threads-churn  4 threads accept while another dups and closes the listener
+ *   dup-close      dup the listener to a high fd, close the original, serve the dup
+ * The ready file is written once the process that serves is ready.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ready_file.h"
+#include "request_log.h"
+
+static const char *g_id = "life";
+static const char *g_ready = NULL;
+static const char *g_log_path = NULL;
+static int g_log = -1;
+static volatile sig_atomic_t g_stop = 0;
+
+static void die(const char *what) {
+  fprintf(stderr, "lifecycle_member: %s: %s\n", what, strerror(errno));
+  exit(7);
+}
+
+static void on_term(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static int open_listener(unsigned port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);  /* no SOCK_CLOEXEC: servers often omit it */
+  if (fd < 0) die("socket");
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) die("setsockopt(SO_REUSEPORT)");
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) die("bind");
+  if (listen(fd, 128) != 0) die("listen");
+  return fd;
+}
+
+static unsigned port_of(int fd) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) die("getsockname");
+  if (a.sin_family != AF_INET) {
+    fprintf(stderr, "lifecycle_member: getsockname gave family %d\n", a.sin_family);
+    exit(6);
+  }
+  return ntohs(a.sin_port);
+}
+
+static void check_listener(int fd) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) != 0 || v != 1) {
+    fprintf(stderr, "lifecycle_member: fd %d is not a listener\n", fd);
+    exit(6);
+  }
+  len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) != 0 || v != SOCK_STREAM) {
+    fprintf(stderr, "lifecycle_member: fd %d is not SOCK_STREAM\n", fd);
+    exit(6);
+  }
+}
+
+static void serve_one(int c, const char *id) {
+  char buf[256];
+  size_t got = 0;
+  struct pollfd p = {c, POLLIN, 0};
+  while (got < sizeof(buf) - 1 && poll(&p, 1, 5000) == 1) {
+    ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+    if (memchr(buf, '\n', got)) break;
+  }
+  buf[got] = '\0';
+  char *nl = strchr(buf, '\n');
+  if (nl == NULL || strncmp(buf, "HELLO ", 6) != 0) return;
+  *nl = '\0';
+  const char *token = buf + 6;
+  char line[300];
+  int n = snprintf(line, sizeof(line), "%s\n", token);
+  append_request_log(g_log, line, (size_t)n);
+  n = snprintf(line, sizeof(line), "%s %s\n", id, token);
+  if (write(c, line, (size_t)n) != n) return;
+}
+
+static void serve(int listener, const char *id) {
+  while (!g_stop) {
+    int c = accept(listener, NULL, NULL);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      die("accept");
+    }
+    serve_one(c, id);
+    close(c);
+  }
+}
+
+static void ready(int listener) { write_ready_file(g_ready, port_of(listener)); }
+
+static void install_term(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- scenarios ---- */
+
+static void prefork(int listener) {
+  unsigned port = port_of(listener);
+  pid_t workers[3];
+  for (int i = 0; i < 3; ++i) {
+    workers[i] = fork();
+    if (workers[i] < 0) die("fork");
+    if (workers[i] == 0) {
+      char id[64];
+      snprintf(id, sizeof(id), "%s.w%d", g_id, i);
+      install_term();
+      serve(listener, id);
+      _exit(0);
+    }
+  }
+  close(listener);  /* the master keeps nothing, like many prefork servers */
+  write_ready_file(g_ready, port);
+  while (!g_stop) pause();
+  for (int i = 0; i < 3; ++i) kill(workers[i], SIGTERM);
+  for (int i = 0; i < 3; ++i) waitpid(workers[i], NULL, 0);
+}
+
+static void vfork_close(int listener) {
+  pid_t child = vfork();
+  if (child < 0) die("vfork");
+  if (child == 0) {
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  check_listener(listener);
+  ready(listener);
+  serve(listener, g_id);
+}
+
+static void daemonize(int listener) {
+  int told[2];
+  if (pipe(told) != 0) die("pipe");
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child > 0) {
+    /* The parent goes once the daemon is serving (so a supervisor sees it ready). */
+    char c;
+    close(told[1]);
+    if (read(told[0], &c, 1) != 1) _exit(7);
+    _exit(0);
+  }
+  setsid();
+  for (int fd = 3; fd < 1024; ++fd) {
+    if (fd != listener && fd != g_log && fd != told[1]) close(fd);
+  }
+  check_listener(listener);
+  ready(listener);
+  if (write(told[1], "r", 1) != 1) die("write");
+  close(told[1]);
+  serve(listener, g_id);
+}
+
+static int g_dups[1000];
+static volatile sig_atomic_t g_next_dup = 0;
+
+static void close_a_dup(int sig) {
+  (void)sig;
+  int i = g_next_dup;
+  if (i < 1000) {
+    close(g_dups[i]);  /* close() of a member fd from a signal handler */
+    g_next_dup = i + 1;
+  }
+}
+
+static void signal_fork(int listener) {
+  for (int i = 0; i < 1000; ++i) {
+    g_dups[i] = dup(listener);
+    if (g_dups[i] < 0) die("dup");
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = close_a_dup;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, NULL);
+  struct itimerval t = {{0, 200}, {0, 200}};
+  setitimer(ITIMER_REAL, &t, NULL);
+  for (int i = 0; i < 200; ++i) {
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+  }
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &off, NULL);
+  check_listener(listener);
+  ready(listener);
+  serve(listener, g_id);
+}
+
+static int g_churn_listener = -1;
+
+static void *accept_thread(void *arg) {
+  (void)arg;
+  serve(g_churn_listener, g_id);
+  return NULL;
+}
+
+static void *dup_close_thread(void *arg) {
+  (void)arg;
+  while (!g_stop) {
+    int d = dup(g_churn_listener);
+    if (d >= 0) close(d);
+  }
+  return NULL;
+}
+
+static void threads_churn(int listener) {
+  g_churn_listener = listener;
+  pthread_t t[5];
+  for (int i = 0; i < 4; ++i) pthread_create(&t[i], NULL, accept_thread, NULL);
+  pthread_create(&t[4], NULL, dup_close_thread, NULL);
+  ready(listener);
+  while (!g_stop) pause();
+  shutdown(listener, SHUT_RDWR);
+  _exit(0);
+}
+
+static void dup_close(int listener) {
+  int high = fcntl(listener, F_DUPFD, 500);
+  if (high < 0) die("F_DUPFD");
+  close(listener);
+  check_listener(high);
+  ready(high);
+  serve(high, g_id);
+}
+
+int main(int argc, char **argv) {
+  const char *scenario = NULL;
+  unsigned port = 0;
+  int inherited = -1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--scenario") == 0) scenario = argv[i + 1];
+    else if (strcmp(argv[i], "--port") == 0) port = (unsigned)atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--id") == 0) g_id = argv[i + 1];
+    else if (strcmp(argv[i], "--ready-file") == 0) g_ready = argv[i + 1];
+    else if (strcmp(argv[i], "--log") == 0) g_log_path = argv[i + 1];
+    else if (strcmp(argv[i], "--inherited-fd") == 0) inherited = atoi(argv[i + 1]);
+  }
+  if (scenario == NULL || g_ready == NULL || g_log_path == NULL) {
+    fprintf(stderr, "usage: lifecycle_member --scenario NAME --port P --id ID --ready-file F --log L\n");
+    return 1;
+  }
+  install_term();
+  g_log = open_request_log(g_log_path);
+  if (inherited >= 0) {
+    /* The new image after exec: learn about the inherited fd as nginx does. */
+    check_listener(inherited);
+    port_of(inherited);
+    ready(inherited);
+    serve(inherited, g_id);
+    return 0;
+  }
+  int listener = open_listener(port);
+  if (strcmp(scenario, "prefork") == 0) {
+    prefork(listener);
+  } else if (strcmp(scenario, "exec-handoff") == 0) {
+    char fd_text[16], port_text[16];
+    snprintf(fd_text, sizeof(fd_text), "%d", listener);
+    snprintf(port_text, sizeof(port_text), "%u", port_of(listener));
+    char *args[] = {argv[0], "--scenario", "exec-handoff", "--port", port_text, "--id", (char *)g_id,
+                    "--ready-file", (char *)g_ready, "--log", (char *)g_log_path, "--inherited-fd", fd_text, NULL};
+    execv("/proc/self/exe", args);
+    die("execv");
+  } else if (strcmp(scenario, "vfork-close") == 0) {
+    vfork_close(listener);
+  } else if (strcmp(scenario, "daemonize") == 0) {
+    daemonize(listener);
+  } else if (strcmp(scenario, "signal-fork") == 0) {
+    signal_fork(listener);
+  } else if (strcmp(scenario, "threads-churn") == 0) {
+    threads_churn(listener);
+  } else if (strcmp(scenario, "dup-close") == 0) {
+    dup_close(listener);
+  } else {
+    fprintf(stderr, "lifecycle_member: unknown scenario %s\n", scenario);
+    return 1;
+  }
+  return 0;
+}
