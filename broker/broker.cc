@@ -1,12 +1,15 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
@@ -30,13 +33,79 @@ absl::Status Broker::Start() {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   if (absl::Status s = loop_.Init(); !s.ok()) return s;
-  dispatcher_ = std::make_unique<Dispatcher>(loop_, registry_, options_.dispatch, RandomFlowKey());
+  dispatcher_ = std::make_unique<Dispatcher>(loop_, registry_, options_.dispatch, LoadOrCreateFlowKey());
   dispatcher_->CalibrateChannels();
   control_ = std::make_unique<ControlServer>(loop_, registry_, *dispatcher_, options_.control);
   if (absl::Status s = control_->Start(); !s.ok()) return s;
   Log(Severity::kInfo, "serving on %s", options_.control.socket_path);
+  loop_.SetAfterWake([this] {
+    if (restart_requested_) {
+      restart_requested_ = 0;
+      StartSuccessor();
+    }
+  });
   NotifyReady();
   return absl::OkStatus();
+}
+
+// The flow hash key outlives a restart, so UDP flows stay with their members
+// (member keys are their channels, which outlive it too).
+FlowKey Broker::LoadOrCreateFlowKey() const {
+  std::string path = options_.control.socket_path + ".key";
+  FlowKey key;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0) {
+    struct stat st {};
+    uint64_t words[2];
+    bool ok = fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077) == 0 &&
+              read(fd, words, sizeof(words)) == static_cast<ssize_t>(sizeof(words));
+    close(fd);
+    if (ok) return FlowKey{words[0], words[1]};
+  }
+  key = RandomFlowKey();
+  std::string temporary = path + ".tmp";
+  fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    uint64_t words[2] = {key.k0, key.k1};
+    bool ok = write(fd, words, sizeof(words)) == static_cast<ssize_t>(sizeof(words));
+    close(fd);
+    if (ok) rename(temporary.c_str(), path.c_str());
+  }
+  return key;
+}
+
+void Broker::RequestRestart() {
+  restart_requested_ = 1;
+  loop_.Wake();
+}
+
+void Broker::StartSuccessor() {
+  if (options_.argv.empty()) return;
+  std::vector<std::string> args = options_.argv;
+  if (std::find(args.begin(), args.end(), "--takeover") == args.end()) args.push_back("--takeover");
+  // The successor must not be given a ready fd we already closed.
+  for (size_t i = 0; i < args.size();) {
+    if (args[i] == "--ready_fd" || args[i] == "-ready_fd") {
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(std::min(i + 2, args.size())));
+    } else if (args[i].rfind("--ready_fd=", 0) == 0) {
+      args.erase(args.begin() + static_cast<long>(i));
+    } else {
+      ++i;
+    }
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  if (child < 0) {
+    Log(Severity::kError, "cannot start a successor: %s", strerror(errno));
+    return;
+  }
+  Log(Severity::kInfo, "SIGHUP: started successor pid %d; serving until it takes over", child);
 }
 
 void Broker::NotifyReady() {

@@ -59,25 +59,72 @@ absl::Status ControlServer::Start() {
   strcpy(addr.sun_path, options_.socket_path.c_str());
 
   // A socket file left by a broker that died is removed; one that answers
-  // belongs to a running broker and is not ours to take.
+  // belongs to a running broker and is taken over only when asked.
   UniqueFd probe(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (probe && connect(probe.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0) {
-    return absl::AlreadyExistsError(absl::StrFormat("another reuseportd is serving %s", options_.socket_path));
+  bool running = probe && connect(probe.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0;
+  probe.reset();
+  if (running && !options_.takeover) {
+    return absl::AlreadyExistsError(
+        absl::StrFormat("another reuseportd is serving %s (use --takeover to replace it)", options_.socket_path));
   }
-  unlink(options_.socket_path.c_str());
+  if (!running) unlink(options_.socket_path.c_str());
+  // Listen at a temporary path, then rename it into place: the path appears
+  // only once connect() can succeed (members waiting for us watch it).
+  if (absl::Status s = ListenAndPublish(addr, running); !s.ok()) return s;
+  return StartAccepting();
+}
 
-  listener_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!listener_) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
-  if (bind(listener_.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrFormat("bind %s", options_.socket_path));
-  }
-  if (chmod(options_.socket_path.c_str(), options_.socket_mode) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrFormat("chmod %s", options_.socket_path));
-  }
-  if (listen(listener_.get(), 1024) != 0) return absl::ErrnoToStatus(errno, "listen");
+absl::Status ControlServer::StartAccepting() {
   listener_watch_ = loop_.Add(listener_.get(), EPOLLIN, [this](uint32_t) { OnAcceptable(); });
   if (listener_watch_ == nullptr) return absl::InternalError("cannot watch the control socket");
   buffer_.resize(RP_MAX_RECORD);
+  return absl::OkStatus();
+}
+
+absl::Status ControlServer::ListenAndPublish(const struct sockaddr_un& addr, bool from_running) {
+  // Listen at a temporary path first, then rename it over the path (a running
+  // broker's, when taking over): connect() never finds the path empty or not
+  // yet listening, so no member or client is refused during the switch.
+  // Members of the old broker see their links close when it exits and join us.
+  std::string temporary = absl::StrFormat("%s.%d.new", options_.socket_path, getpid());
+  struct sockaddr_un temp_addr {};
+  if (temporary.size() >= sizeof(temp_addr.sun_path)) return absl::InvalidArgumentError("socket path too long for takeover");
+  temp_addr.sun_family = AF_UNIX;
+  strcpy(temp_addr.sun_path, temporary.c_str());
+  unlink(temporary.c_str());
+  listener_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listener_) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
+  if (bind(listener_.get(), reinterpret_cast<const struct sockaddr*>(&temp_addr), sizeof(temp_addr)) != 0 ||
+      chmod(temporary.c_str(), options_.socket_mode) != 0 || listen(listener_.get(), 1024) != 0) {
+    int err = errno;
+    unlink(temporary.c_str());
+    return absl::ErrnoToStatus(err, absl::StrFormat("listen on %s", temporary));
+  }
+  UniqueFd old;
+  if (from_running) {
+    old.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (connect(old.get(), reinterpret_cast<const struct sockaddr*>(&addr), sizeof(addr)) != 0) old.reset();
+  }
+  if (rename(temporary.c_str(), options_.socket_path.c_str()) != 0) {
+    int err = errno;
+    unlink(temporary.c_str());
+    return absl::ErrnoToStatus(err, absl::StrFormat("rename %s over %s", temporary, options_.socket_path));
+  }
+  struct stat st {};
+  if (stat(options_.socket_path.c_str(), &st) == 0) path_inode_ = st.st_ino;
+  if (old) {
+    rp_header h = MakeHeader(RP_OP_TAKEOVER, 0, 1);
+    struct timeval tv = {5, 0};
+    setsockopt(old.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    rp_header reply{};
+    if (SendRecord(old.get(), h, nullptr, 0, nullptr, 0, {}, 0) != 0 ||
+        recv(old.get(), &reply, sizeof(reply), 0) != static_cast<ssize_t>(sizeof(reply)) || reply.status != 0) {
+      Log(Severity::kWarning, "the previous broker did not agree to hand over (status %d); it keeps its members until it exits",
+          reply.status);
+    } else {
+      Log(Severity::kInfo, "took over %s from the previous broker", options_.socket_path);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -85,12 +132,11 @@ void ControlServer::Shutdown() {
   if (!listener_) return;
   loop_.Remove(listener_watch_);
   listener_watch_ = nullptr;
-  // Remove the path only if it is still ours (a successor may have taken it).
-  struct stat on_disk {}, ours {};
-  if (stat(options_.socket_path.c_str(), &on_disk) == 0 && fstat(listener_.get(), &ours) == 0) {
-    struct sockaddr_un bound {};
-    socklen_t len = sizeof(bound);
-    if (getsockname(listener_.get(), reinterpret_cast<struct sockaddr*>(&bound), &len) == 0) unlink(bound.sun_path);
+  // Remove the path only if it is still the file we made (a successor may
+  // have renamed its own over it).
+  struct stat on_disk {};
+  if (path_inode_ != 0 && stat(options_.socket_path.c_str(), &on_disk) == 0 && on_disk.st_ino == path_inode_) {
+    unlink(options_.socket_path.c_str());
   }
   listener_.reset();
 }
@@ -204,6 +250,12 @@ void ControlServer::Handle(Link* link, Record& record) {
       return;
     case RP_OP_STATUS:
       HandleStatus(link, record);
+      return;
+    case RP_OP_REJOIN:
+      HandleRejoin(link, record);
+      return;
+    case RP_OP_TAKEOVER:
+      HandleTakeover(link, record);
       return;
     default:
       Refuse(link, h, EOPNOTSUPP, "unknown-opcode", absl::StrFormat("opcode %d is not a request this broker knows", h.opcode));
@@ -497,6 +549,145 @@ void ControlServer::HandleAttach(Link* link, Record& record) {
   if (!links_.contains(link_id)) return;
   link->member = m;
   m->links.push_back(link);
+}
+
+void ControlServer::HandleTakeover(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (link->creds.uid != 0 && link->creds.uid != geteuid()) {
+    Refuse(link, h, EPERM, "bad-request", "only root or the broker's own uid may take over");
+    return;
+  }
+  if (!record.payload.empty() || !record.fds.empty()) {
+    Refuse(link, h, EBADMSG, "bad-message", "TAKEOVER takes no payload and no fds");
+    return;
+  }
+  Log(Severity::kInfo, "pid %d (%s) takes over; leaving %d link(s) to it", link->creds.pid, link->command,
+      links_.size() - 1);
+  Reply(link, h, 0, nullptr, 0);
+  handed_over_ = true;
+  // Exit without touching members: their channels and group sockets stay
+  // open in their own processes, and they rejoin the successor.
+  loop_.Stop();
+}
+
+// Holding a member's channel (both ends) and its group's real socket is the
+// proof of membership: after a broker restart every member presents them.
+void ControlServer::HandleRejoin(Link* link, Record& record) {
+  const rp_header& h = record.header;
+  if (link->member != nullptr) {
+    Refuse(link, h, EISCONN, "bad-request", "this link already belongs to a member");
+    return;
+  }
+  if (record.payload.size() != sizeof(rp_rejoin_request) || record.fds.size() != 3) {
+    Refuse(link, h, EBADMSG, "bad-message", "REJOIN needs a 48-byte payload and three fds");
+    return;
+  }
+  rp_rejoin_request req;
+  memcpy(&req, record.payload.data(), sizeof(req));
+  for (int i = 0; i < 2; ++i) {
+    int domain = 0, type = 0;
+    socklen_t len = sizeof(int);
+    getsockopt(record.fds[i].get(), SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    len = sizeof(int);
+    getsockopt(record.fds[i].get(), SOL_SOCKET, SO_TYPE, &type, &len);
+    if (domain != AF_UNIX || type != SOCK_SEQPACKET) {
+      Refuse(link, h, ENOTSOCK, "bad-socket", "REJOIN needs the two ends of a channel");
+      return;
+    }
+  }
+  struct stat channel_st {};
+  fstat(record.fds[0].get(), &channel_st);
+  uint64_t key = static_cast<uint64_t>(channel_st.st_ino);
+  if (auto it = members_by_key_.find(key); it != members_by_key_.end()) {
+    // Another process of a member that already rejoined (fork).
+    Member* m = it->second;
+    rp_member_reply reply{};
+    reply.bound = m->group->address;
+    reply.protocol = static_cast<uint8_t>(m->group->protocol);
+    reply.v6only = m->group->v6only;
+    reply.listening = m->listening;
+    reply.group_id = m->group->id;
+    reply.member_id = m->id;
+    uint64_t link_id = link->id;
+    Reply(link, h, 0, &reply, sizeof(reply));
+    if (!links_.contains(link_id)) return;
+    link->member = m;
+    m->links.push_back(link);
+    return;
+  }
+  absl::StatusOr<SocketFacts> facts = InspectSocket(record.fds[2].get());
+  if (!facts.ok() || !facts->bound || facts->protocol != req.protocol || facts->connected) {
+    Refuse(link, h, EINVAL, "bad-socket", "REJOIN needs the group's bound socket");
+    return;
+  }
+  if (req.bound.port != facts->address.port || !Serves(facts->address, facts->v6only, req.bound, req.v6only)) {
+    Refuse(link, h, EINVAL, "bad-request", "the group socket does not serve the address given");
+    return;
+  }
+  NamespaceId netns = SocketNetworkNamespace(record.fds[2].get(), link->creds.pid);
+  PortDomain& domain = registry_.DomainFor(DomainKey{netns, req.protocol, facts->address.port});
+  RealSocket* real = nullptr;
+  for (auto& r : domain.reals) {
+    if (r->inode == facts->inode) real = r.get();
+  }
+  if (real == nullptr) {
+    for (auto& r : domain.reals) {
+      if (SameAddress(r->address, facts->address) && r->v6only == facts->v6only) {
+        Refuse(link, h, EADDRINUSE, "other-socket", "another socket already serves that address");
+        registry_.DropDomainIfEmpty(domain.key);
+        return;
+      }
+    }
+    real = registry_.AddRealSocket(domain, std::move(record.fds[2]), req.protocol, facts->address, facts->v6only,
+                                   facts->inode);
+    if (req.protocol == RP_PROTO_UDP) {
+      if (absl::Status s = dispatcher_.StartUdp(real); !s.ok()) Log(Severity::kError, "%s", s.ToString());
+    }
+  }
+  Group* group = registry_.FindExactGroup(domain, req.bound, req.v6only);
+  if (group == nullptr) {
+    group = registry_.AddGroup(domain, real, req.bound, req.v6only, facts->owner_uid);
+    group->pending_limit = options_.policy.LimitsFor(facts->owner_uid).queued;
+  } else if (group->owner_uid != facts->owner_uid) {
+    Refuse(link, h, EADDRINUSE, "other-uid", "the group belongs to another uid");
+    return;
+  }
+  auto member = std::make_unique<Member>();
+  member->id = registry_.NextId();
+  member->creds = link->creds;
+  member->command = link->command;
+  member->channel = std::move(record.fds[1]);
+  member->channel_member = std::move(record.fds[0]);
+  member->key = key;
+  dispatcher_.PrepareChannel(member->channel.get(), group->protocol);
+  rp_member_reply reply{};
+  reply.bound = group->address;
+  reply.protocol = static_cast<uint8_t>(group->protocol);
+  reply.v6only = group->v6only;
+  reply.listening = req.listening;
+  reply.group_id = group->id;
+  reply.member_id = member->id;
+  uint64_t link_id = link->id;
+  Reply(link, h, 0, &reply, sizeof(reply));
+  if (!links_.contains(link_id)) {
+    if (group->members.empty()) {
+      if (auto released = registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
+    }
+    return;
+  }
+  Member* m = member.get();
+  link->member = m;
+  m->links.push_back(link);
+  members_by_key_[key] = m;
+  Log(Severity::kInfo, "member %d (pid %d %s) rejoined group %d (%s %s), formerly member %d", m->id, m->creds.pid,
+      m->command, group->id, ProtocolName(group->protocol), FormatAddress(group->address), req.member_key);
+  dispatcher_.AddMember(group, std::move(member));
+  if (group->protocol == RP_PROTO_TCP && req.listening) {
+    if (int err = dispatcher_.Listen(group->real, req.backlog); err != 0) {
+      Log(Severity::kWarning, "listen on %s: %s", FormatAddress(group->real->address), strerror(err));
+    }
+    dispatcher_.SetListening(m);
+  }
 }
 
 void ControlServer::HandleStatus(Link* link, Record& record) {

@@ -11,6 +11,7 @@
 #define REUSEPORT_BROKER_CONTROL_SERVER_H_
 
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <cstdint>
 #include <deque>
@@ -33,6 +34,7 @@ namespace reuseport::broker {
 
 struct ControlOptions {
   std::string socket_path;
+  bool takeover = false;  // take the path from a running broker (zero-downtime restart)
   mode_t socket_mode = 0666;  // every local user may ask; the checks are per request
   Policy policy;
 };
@@ -67,7 +69,14 @@ class ControlServer {
   absl::Status Start();
   void Shutdown();
 
+ private:
+  absl::Status StartAccepting();
+
+ public:
+
   const ControlTotals& totals() const { return totals_; }
+  // Set once a successor has taken over: the broker should exit, untouched.
+  bool handed_over() const { return handed_over_; }
   size_t link_count() const { return links_.size(); }
 
  private:
@@ -79,6 +88,11 @@ class ControlServer {
   void HandleBind(Link* link, Record& record);
   void HandleListen(Link* link, Record& record);
   void HandleAttach(Link* link, Record& record);
+  void HandleRejoin(Link* link, Record& record);
+  void HandleTakeover(Link* link, Record& record);
+  // Listens at a temporary path and renames it over the socket path; when a
+  // broker runs there (takeover), then tells that one to go.
+  absl::Status ListenAndPublish(const struct sockaddr_un& addr, bool from_running);
   void HandleStatus(Link* link, Record& record);
 
   // Creates a member for `link` in `group` and answers with its fds.
@@ -100,6 +114,7 @@ class ControlServer {
   Dispatcher& dispatcher_;
   ControlOptions options_;
   UniqueFd listener_;
+  ino_t path_inode_ = 0;  // the socket file we made: unlink it at exit only if it is still ours
   EventLoop::Watch* listener_watch_ = nullptr;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Link>> links_;
   absl::flat_hash_map<uint64_t, Member*> members_by_key_;  // channel inode -> member
@@ -107,6 +122,7 @@ class ControlServer {
   uint64_t last_link_id_ = 0;
   std::vector<char> buffer_;
   ControlTotals totals_;
+  bool handed_over_ = false;
 };
 
 }  // namespace reuseport::broker

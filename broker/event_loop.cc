@@ -107,6 +107,7 @@ void EventLoop::Run() {
         char drain[64];
         while (read(wake_read_.get(), drain, sizeof(drain)) > 0) {
         }
+        if (after_wake_) after_wake_();
         continue;
       }
       if (!watch->dead) watch->callback(events[i].events);
@@ -114,6 +115,12 @@ void EventLoop::Run() {
     dead_.clear();
     RunDueTimers();
   }
+}
+
+void EventLoop::Wake() {
+  char byte = 1;
+  ssize_t ignored = write(wake_write_.get(), &byte, 1);
+  (void)ignored;
 }
 
 void EventLoop::Stop() {

@@ -46,6 +46,9 @@ class EventLoop {
   // Runs until Stop(). Returns the stop reason set by Stop.
   void Run();
   void Stop();  // async-signal-safe
+  // Makes Run() call the after-wake hook soon (async-signal-safe).
+  void Wake();
+  void SetAfterWake(std::function<void()> hook) { after_wake_ = std::move(hook); }
   bool stopping() const { return stopping_; }
 
   static int64_t NowMs();
@@ -68,6 +71,7 @@ class EventLoop {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   uint64_t timer_seq_ = 0;
   volatile bool stopping_ = false;
+  std::function<void()> after_wake_;
 };
 
 struct EventLoop::Watch {

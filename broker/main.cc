@@ -27,6 +27,9 @@ ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before
 ABSL_FLAG(std::string, policy, "/etc/reuseport/policy.conf",
           "Policy file (allow and limit rules). A missing file at the default path means built-in defaults.");
 ABSL_FLAG(bool, check_config, false, "Validate the policy file, print what it says, and exit (0 if valid).");
+ABSL_FLAG(bool, takeover, false,
+          "Take the control socket over from a running reuseportd (zero-downtime restart or upgrade); "
+          "SIGHUP makes a running broker start such a successor of itself.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
 
 namespace {
@@ -37,6 +40,10 @@ void OnSignal(int) {
   if (g_broker != nullptr) g_broker->Stop();
 }
 
+void OnHangup(int) {
+  if (g_broker != nullptr) g_broker->RequestRestart();
+}
+
 constexpr char kUsage[] =
     "reuseportd - SO_REUSEPORT for programs on kernels that lack it\n"
     "\n"
@@ -44,6 +51,7 @@ constexpr char kUsage[] =
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
     "             [--member_window N] [--udp_queue_bytes N] [--ready_fd FD]\n"
     "  reuseportd --check_config [--policy FILE]\n"
+    "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
     "\n"
     "DESCRIPTION\n"
     "  Owns the real listening socket of each group of sockets that share an address and\n"
@@ -57,6 +65,12 @@ constexpr char kUsage[] =
     "  unless the policy file allows a uid or gid (allow uid=www-data port=80,443 protocol=tcp);\n"
     "  limit lines bound the groups, members, links and queued connections of each uid.\n"
     "\n"
+    "RESTARTS\n"
+    "  Members keep their group sockets and channels when the broker goes; they rejoin\n"
+    "  the next broker on the same socket path within a second, and connections wait in\n"
+    "  the kernel's backlog meanwhile. --takeover (or SIGHUP, which starts a successor of\n"
+    "  the same binary) moves the socket path to the new broker before the old one exits.\n"
+    "\n"
     "EXIT STATUS\n"
     "  0 after SIGTERM or SIGINT; 1 when it cannot start (the reason is logged).\n";
 
@@ -64,6 +78,7 @@ constexpr char kUsage[] =
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  std::vector<std::string> original_argv(argv, argv + argc);
   absl::ParseCommandLine(argc, argv);
   using namespace reuseport::broker;
 
@@ -90,6 +105,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.ready_fd = absl::GetFlag(FLAGS_ready_fd);
+  options.control.takeover = absl::GetFlag(FLAGS_takeover);
+  options.argv = original_argv;
 
   std::string policy_path = absl::GetFlag(FLAGS_policy);
   bool default_path = policy_path == "/etc/reuseport/policy.conf";
@@ -115,6 +132,10 @@ int main(int argc, char** argv) {
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = OnHangup;
+  sigaction(SIGHUP, &hup, nullptr);
+  signal(SIGCHLD, SIG_IGN);  // successors started on SIGHUP are not waited for
 
   if (absl::Status s = broker.Start(); !s.ok()) {
     Log(Severity::kError, "cannot start: %s", s.ToString());

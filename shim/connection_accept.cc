@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
@@ -49,6 +50,7 @@ int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
     errno = EFAULT;
     return -1;
   }
+  EnsureLinkWatcher();  // a forked worker starts its own on first use
   if (CheckFdAvailable(fd) != 0) return -1;
 
   struct rp_header header;

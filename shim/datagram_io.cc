@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
@@ -88,6 +89,7 @@ ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
     errno = EAGAIN;  // errors of the shared socket are not per member
     return -1;
   }
+  EnsureLinkWatcher();  // a forked worker starts its own on first use
   size_t count = msg->msg_iovlen;
   if (count > 1023) {
     errno = EMSGSIZE;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker_link.h"
+#include "link_watcher.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
@@ -84,6 +85,7 @@ Member* AttachInheritedChannel(int fd) {
     return nullptr;
   }
   MirrorInheritance(m, fd);
+  EnsureLinkWatcher();
   RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id).Str(" of group ").Uint(m->group_id).Emit();
   return m;
 }

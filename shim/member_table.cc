@@ -105,6 +105,20 @@ void ReleaseMember(Member* m) {
 
 int MemberIndex(const Member* m) { return static_cast<int>(m - g_members); }
 
+Member* MemberAt(int index) {
+  if (g_members == nullptr || index < 0 || index >= kMaxMembers) return nullptr;
+  return &g_members[index];
+}
+
+int FindProgramFd(const Member* m) {
+  if (g_slots == nullptr) return -1;
+  uint16_t want = static_cast<uint16_t>(MemberIndex(m) + 1);
+  for (int fd = 0; fd < kMaxTrackedFd; ++fd) {
+    if (g_slots[fd] == want) return fd;
+  }
+  return -1;
+}
+
 bool MapFd(int fd, Member* m) {
   if (!EnsureTables() || static_cast<unsigned>(fd) >= kMaxTrackedFd) return false;
   __atomic_store_n(&g_slots[fd], static_cast<uint16_t>(MemberIndex(m) + 1), __ATOMIC_RELEASE);

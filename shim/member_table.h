@@ -88,6 +88,14 @@ int MemberIndex(const Member* m);
 // close-on-exec number) and marks it. Returns the new fd (or fd on failure).
 int AdoptPrivateFd(int fd, Member* m);
 
+// A program fd that refers to m (its channel, once listening), or -1.
+int FindProgramFd(const Member* m);
+
+// Visits every member in use. Requires TableLock.
+template <typename F>
+void ForEachMember(F f);
+Member* MemberAt(int index);  // null when index is out of range
+
 // Releases one program fd's reference; closes the member when it was the last.
 void DropFdReference(int fd, Member* m);
 
@@ -99,6 +107,15 @@ void ResetTableLockInChild();
 // A new fd (from socket()) at a number the table still maps belongs to a socket
 // closed behind the shim's back: forget the old member.
 void ForgetStaleFd(int fd);
+
+template <typename F>
+void ForEachMember(F f) {
+  for (int i = 0; i < kMaxMembers; ++i) {
+    Member* m = MemberAt(i);
+    if (m == nullptr) return;
+    if (m->state != MemberState::kFree) f(m);
+  }
+}
 
 }  // namespace reuseport::shim
 

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "link_watcher.h"
 #include "member_table.h"
 #include "real_calls.h"
 #include "settings.h"
@@ -42,6 +43,7 @@ void AfterForkInParent() {
 
 void AfterForkInChild() {
   ResetTableLockInChild();
+  ForgetLinkWatcherAfterFork();
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker_link.h"
+#include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
 #include "raw_log.h"
@@ -263,6 +264,7 @@ int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator) {
     return -1;
   }
   m->state = m->protocol == RP_PROTO_TCP ? MemberState::kBound : MemberState::kDatagram;
+  EnsureLinkWatcher();
   RawLog(kLogDebug)
       .Str(m->protocol == RP_PROTO_TCP ? "tcp" : "udp")
       .Str(" fd ")

@@ -66,6 +66,9 @@ enum rp_opcode {
                        reply rp_member_reply, fds [channel_peer, group socket] */
   RP_OP_REJOIN = 4, /* payload rp_rejoin_request, fds [channel, channel_peer, group socket]:
                        re-register a member after a broker restart; reply rp_member_reply */
+  RP_OP_TAKEOVER = 5, /* payload none, no fds: a successor broker (same uid, or root)
+                         has taken the control socket's path; the broker answers 0
+                         and exits, leaving every member and group socket to it */
   RP_OP_STATUS = 16, /* payload rp_status_request; reply: text in trailing data, chunked */
 
   /* Channel messages (broker to member), never replied to. */

@@ -1,0 +1,210 @@
+#include "link_watcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "broker_link.h"
+#include "member_attach.h"
+#include "member_table.h"
+#include "raw_log.h"
+#include "real_calls.h"
+#include "reuseport/address_codec.h"
+#include "reuseport/protocol.h"
+#include "settings.h"
+
+namespace reuseport::shim {
+
+namespace {
+
+// 0: no watcher in this process; 1: starting or running.
+int g_running = 0;
+
+constexpr int kMaxWatched = kMaxMembers;
+constexpr int kRetryMs = 200;
+
+struct Watched {
+  int fd;
+  int member;
+};
+
+int OpenInotify() {
+  int fd = static_cast<int>(syscall(SYS_inotify_init1, IN_CLOEXEC | IN_NONBLOCK));
+  if (fd < 0) return -1;
+  char dir[sizeof(Settings::socket_path)];
+  strcpy(dir, GetSettings().socket_path);
+  char* slash = strrchr(dir, '/');
+  if (slash == nullptr) {
+    strcpy(dir, ".");
+  } else if (slash == dir) {
+    dir[1] = '\0';
+  } else {
+    *slash = '\0';
+  }
+  if (syscall(SYS_inotify_add_watch, fd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+    Real().close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The member's end of its channel: the program's fd once listening or bound
+// (UDP), the private one before.
+int ChannelOf(Member* m) {
+  if (m->state == MemberState::kBound) return m->channel_fd;
+  return FindProgramFd(m);
+}
+
+bool Rejoin(Member* m, pid_t me) {
+  int channel = ChannelOf(m);
+  if (channel < 0 || m->channel_peer_fd < 0 || m->group_fd < 0) return false;
+  int link = ConnectBroker();
+  if (link < 0) return false;
+  struct rp_rejoin_request req {};
+  rp_address_from_sockaddr(reinterpret_cast<const struct sockaddr*>(&m->bound), m->bound_len, &req.bound);
+  req.protocol = m->protocol;
+  req.v6only = m->v6only;
+  req.listening = m->state == MemberState::kListening || m->state == MemberState::kDatagram;
+  req.backlog = m->backlog;
+  req.member_key = m->member_id;
+  int fds[3] = {channel, m->channel_peer_fd, m->group_fd};
+  BrokerReply reply;
+  if (CallBroker(link, RP_OP_REJOIN, &req, sizeof(req), fds, 3, &reply) != 0 || reply.header.status != 0) {
+    RawLog(kLogWarn).Str("rejoining the broker failed for member ").Uint(m->member_id).Str(": ").Errno(reply.header.status).Emit();
+    CloseReplyFds(&reply);
+    Real().close(link);
+    return false;
+  }
+  CloseReplyFds(&reply);
+  if (reply.payload_size == sizeof(rp_member_reply)) {
+    m->member_id = reply.payload.member.member_id;
+    m->group_id = reply.payload.member.group_id;
+  }
+  m->link_fd = AdoptPrivateFd(link, m);
+  m->link_pid = me;
+  if (channel >= 0 && m->state != MemberState::kBound) MirrorInheritance(m, channel);
+  return true;
+}
+
+void* Watch(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // the host's signals are the host's threads'
+  prctl(PR_SET_NAME, "reuseport-link");
+  pid_t me = static_cast<pid_t>(syscall(SYS_getpid));
+  int inotify = OpenInotify();
+  static Watched watched[kMaxWatched];
+  static struct pollfd fds[kMaxWatched + 1];
+  bool told = false;
+  for (;;) {
+    int n = 0, orphans = 0;
+    {
+      TableLock lock;
+      ForEachMember([&](Member* m) {
+        if (m->state == MemberState::kPending) return;
+        if (m->link_fd < 0) {
+          ++orphans;
+        } else if (n < kMaxWatched) {
+          // Links inherited from a parent too: if the broker goes, every
+          // process that holds a member rejoins it (the broker merges them).
+          watched[n] = {m->link_fd, MemberIndex(m)};
+          fds[n] = {m->link_fd, POLLIN | POLLRDHUP, 0};
+          ++n;
+        }
+      });
+    }
+    int total = n;
+    if (inotify >= 0) fds[total++] = {inotify, POLLIN, 0};
+    // With nothing to watch and nothing to rejoin, look again now and then:
+    // members come and go without telling us.
+    int timeout = orphans > 0 ? kRetryMs : 1000;
+    int ready = poll(fds, static_cast<nfds_t>(total), timeout);
+    if (ready < 0 && errno != EINTR) {
+      struct timespec pause = {0, kRetryMs * 1000000L};
+      nanosleep(&pause, nullptr);
+      continue;
+    }
+    if (inotify >= 0 && ready > 0 && (fds[total - 1].revents & POLLIN)) {
+      char events[4096];
+      while (Real().read(inotify, events, sizeof(events)) > 0) {
+      }
+    }
+    for (int i = 0; i < n && ready > 0; ++i) {
+      if (fds[i].revents == 0) continue;
+      char byte;
+      ssize_t peeked = Real().recv(watched[i].fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      bool closed = peeked == 0 || (peeked < 0 && errno != EAGAIN && errno != EINTR) ||
+                    (fds[i].revents & (POLLHUP | POLLERR | POLLRDHUP));
+      if (!closed) continue;
+      TableLock lock;
+      Member* m = MemberAt(watched[i].member);
+      if (m == nullptr || m->state == MemberState::kFree || m->link_fd != watched[i].fd) continue;
+      UnmarkPrivateFd(m->link_fd);
+      Real().close(m->link_fd);
+      m->link_fd = -1;
+      ++orphans;
+      if (!told) {
+        RawLog(kLogWarn).Str("the broker went away; members keep their sockets and will rejoin the next broker at ")
+            .Str(GetSettings().socket_path).Emit();
+        told = true;
+      }
+    }
+    if (orphans == 0) continue;
+    int probe = ConnectBroker();
+    if (probe < 0) continue;
+    Real().close(probe);
+    int rejoined = 0, failed = 0;
+    TableLock lock;
+    ForEachMember([&](Member* m) {
+      if (m->state == MemberState::kPending || m->link_fd >= 0) return;
+      if (Rejoin(m, me)) {
+        ++rejoined;
+      } else {
+        ++failed;
+      }
+    });
+    if (rejoined > 0) {
+      RawLog(kLogInfo).Str("rejoined the broker with ").Int(rejoined).Str(" member(s)").Emit();
+      told = false;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void EnsureLinkWatcher() {
+  if (__atomic_load_n(&g_running, __ATOMIC_ACQUIRE)) return;
+  int expected = 0;
+  if (!__atomic_compare_exchange_n(&g_running, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  // The thread must not take the host's signals even for an instant.
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &saved);
+  int err = pthread_create(&thread, &attr, Watch, nullptr);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    __atomic_store_n(&g_running, 0, __ATOMIC_RELEASE);
+    static int warned;
+    if (FirstTime(&warned)) RawLog(kLogWarn).Str("cannot start the link watcher; members will not rejoin a restarted broker").Emit();
+  }
+}
+
+void ForgetLinkWatcherAfterFork() { __atomic_store_n(&g_running, 0, __ATOMIC_RELEASE); }
+
+}  // namespace reuseport::shim

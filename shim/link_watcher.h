@@ -1,0 +1,22 @@
+// A thread that notices when the broker goes and rejoins the next one.
+//
+// Each member holds its group's real socket and both ends of its channel, so a
+// broker that exits or crashes takes nothing with it: connections wait in the
+// kernel's backlog. The watcher sees the broker's end of the links close, and
+// as soon as a broker answers on the same socket path (inotify on its
+// directory, else every 200 ms) presents each member to it (RP_OP_REJOIN).
+// The program does nothing and notices nothing.
+#ifndef REUSEPORT_SHIM_LINK_WATCHER_H_
+#define REUSEPORT_SHIM_LINK_WATCHER_H_
+
+namespace reuseport::shim {
+
+// Starts the watcher in this process if it has none; cheap when it has.
+void EnsureLinkWatcher();
+
+// A child after fork has no watcher thread until it needs one.
+void ForgetLinkWatcherAfterFork();
+
+}  // namespace reuseport::shim
+
+#endif  // REUSEPORT_SHIM_LINK_WATCHER_H_

@@ -1,0 +1,181 @@
+// The broker goes away and comes back: members rejoin by themselves within a
+// second of a new broker starting, connections made meanwhile wait in the
+// kernel's backlog and are served, UDP flows stay with their members; a
+// planned takeover (--takeover, or SIGHUP) refuses nothing.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "load_client.h"
+#include "member_paths.h"
+#include "reuseport_fixture.h"
+
+namespace reuseport::testing {
+namespace {
+
+// UDP clients kept open across the restart, so each keeps its source port.
+class UdpFlows {
+ public:
+  UdpFlows(uint16_t port, int flows) : port_(port) {
+    for (int i = 0; i < flows; ++i) {
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      struct timeval tv = {5, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      fds_.push_back(fd);
+    }
+  }
+  ~UdpFlows() {
+    for (int fd : fds_) close(fd);
+  }
+  // The responder of each flow ("" when no reply).
+  std::vector<std::string> Ask(const std::string& tag) {
+    std::vector<std::string> who;
+    struct sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      std::string payload = absl::StrCat(tag, "-", i);
+      sendto(fds_[i], payload.data(), payload.size(), 0, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+      char buf[256];
+      ssize_t n = recv(fds_[i], buf, sizeof(buf), 0);
+      std::string reply = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+      who.push_back(reply.substr(0, reply.find(' ')));
+    }
+    return who;
+  }
+
+ private:
+  uint16_t port_;
+  std::vector<int> fds_;
+};
+
+class BrokerRestartTest : public ::testing::Test {
+ protected:
+  void StartMembers(const BrokerProcess& broker) {
+    std::vector<MemberOptions> tcp, udp;
+    for (int i = 0; i < 3; ++i) tcp.push_back(ShimmedMember({TcpMemberPath()}, absl::StrCat("t", i), dir_.path(), broker));
+    for (int i = 0; i < 2; ++i) udp.push_back(ShimmedMember({UdpMemberPath()}, absl::StrCat("u", i), dir_.path(), broker));
+    absl::StatusOr<std::vector<MemberProcess>> t = StartMemberGroup(std::move(tcp));
+    ASSERT_TRUE(t.ok()) << t.status();
+    absl::StatusOr<std::vector<MemberProcess>> u = StartMemberGroup(std::move(udp));
+    ASSERT_TRUE(u.ok()) << u.status();
+    tcp_ = std::move(*t);
+    udp_ = std::move(*u);
+    ASSERT_TRUE(broker.WaitForMembers(5).ok());
+  }
+
+  std::string MembersLog() {
+    std::string out;
+    for (auto& m : tcp_) out += m.process.ReadStderr();
+    for (auto& m : udp_) out += m.process.ReadStderr();
+    return out;
+  }
+
+  TempDir dir_ = MakeTestDir();
+  std::vector<MemberProcess> tcp_, udp_;
+};
+
+TEST_F(BrokerRestartTest, CrashedBrokerIsReplacedAndMembersRejoinWithinASecond) {
+  absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  StartMembers(*first);
+  UdpFlows flows(udp_[0].port, 100);
+  std::vector<std::string> before = flows.Ask("before");
+
+  ASSERT_TRUE(first->process().Signal(SIGKILL).ok());
+  ASSERT_TRUE(first->process().Wait(absl::Seconds(10)).ok());
+
+  // Clients arrive while there is no broker at all.
+  TcpLoadResult during;
+  std::thread load([&] {
+    TcpLoadOptions o;
+    o.port = tcp_[0].port;
+    o.connections = 200;
+    o.concurrency = 16;
+    o.connection_timeout = absl::Seconds(15);
+    during = RunTcpLoad(o);
+  });
+  usleep(300 * 1000);  // deliberately leave the port without a broker for a while
+
+  absl::Time started = absl::Now();
+  absl::StatusOr<BrokerProcess> second = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::Time ready = absl::Now();
+  absl::Status rejoined = second->WaitForMembers(5, absl::Seconds(10));
+  absl::Duration took = absl::Now() - ready;
+  ASSERT_TRUE(rejoined.ok()) << rejoined << "\n" << MembersLog();
+  EXPECT_LT(took, absl::Seconds(1)) << "members rejoin within a second of the new broker";
+  load.join();
+  EXPECT_EQ(during.successes, 200) << during.Summary();
+
+  std::vector<std::string> after = flows.Ask("after");
+  int moved = 0, answered = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    answered += !after[i].empty();
+    moved += !after[i].empty() && after[i] != before[i];
+  }
+  EXPECT_EQ(answered, 100);
+  EXPECT_EQ(moved, 0) << "UDP flows keep their member across a broker restart";
+  RecordProperty("rejoin_ms", static_cast<int>(absl::ToInt64Milliseconds(took)));
+  RecordProperty("broker_start_ms", static_cast<int>(absl::ToInt64Milliseconds(ready - started)));
+}
+
+TEST_F(BrokerRestartTest, TakeoverRefusesNothing) {
+  absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  StartMembers(*first);
+  TcpLoadResult result;
+  std::thread load([&] {
+    TcpLoadOptions o;
+    o.port = tcp_[0].port;
+    o.connections = 3000;
+    o.concurrency = 8;
+    o.connection_timeout = absl::Seconds(15);
+    result = RunTcpLoad(o);
+  });
+  usleep(100 * 1000);
+  BrokerOptions options;
+  options.extra_flags = {"--takeover"};
+  absl::StatusOr<BrokerProcess> second = BrokerProcess::Start(dir_.path(), options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::StatusOr<int> exited = first->process().Wait(absl::Seconds(10));
+  ASSERT_TRUE(exited.ok()) << "the old broker leaves once taken over";
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << DescribeWaitStatus(*exited);
+  EXPECT_TRUE(second->WaitForMembers(5, absl::Seconds(5)).ok()) << MembersLog();
+  load.join();
+  EXPECT_EQ(result.successes, 3000) << result.Summary();
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> logs = ReadMemberLogs(tcp_);
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(CheckServedExactlyOnce(result.tokens, *logs), "");
+}
+
+TEST_F(BrokerRestartTest, SighupStartsASuccessorThatTakesOver) {
+  absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  StartMembers(*first);
+  pid_t old_pid = first->process().pid();
+  ASSERT_TRUE(first->process().Signal(SIGHUP).ok());
+  absl::StatusOr<int> exited = first->process().Wait(absl::Seconds(15));
+  ASSERT_TRUE(exited.ok()) << "the old broker leaves once its successor has taken over";
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << DescribeWaitStatus(*exited);
+  ASSERT_TRUE(first->WaitForMembers(5, absl::Seconds(5)).ok()) << MembersLog();
+  absl::StatusOr<ctl::JsonValue> status = first->Status();
+  ASSERT_TRUE(status.ok());
+  pid_t new_pid = static_cast<pid_t>((*status)["pid"].AsNumber());
+  EXPECT_NE(new_pid, old_pid);
+  TcpLoadOptions o;
+  o.port = tcp_[0].port;
+  o.connections = 300;
+  TcpLoadResult r = RunTcpLoad(o);
+  EXPECT_EQ(r.successes, 300) << r.Summary();
+  kill(new_pid, SIGTERM);  // the successor is not our child
+}
+
+}  // namespace
+}  // namespace reuseport::testing
