@@ -228,9 +228,10 @@ bool Dispatcher::TryDeliver(Group* group, PendingConnection& connection) {
   size_t n = group->active.size();
   if (n == 0) return false;
   size_t first = static_cast<size_t>(group->table.Lookup(connection.hash));
+  int64_t now = options_.stall_ms > 0 ? EventLoop::NowMs() : 0;
   for (size_t k = 0; k < n; ++k) {
     Member* m = group->active[(first + k) % n];
-    if (m->full) continue;
+    if (m->full || m->stalled_until_ms > now) continue;
     rp_connection payload{};
     payload.peer = connection.peer;
     payload.sequence = m->connections + 1;
@@ -240,6 +241,10 @@ bool Dispatcher::TryDeliver(Group* group, PendingConnection& connection) {
       ++m->connections;
       if (k > 0) ++group->active[first]->redirected_away;
       connection.fd.reset();  // the member has its own reference now
+      if (options_.stall_ms > 0 && !m->watch_queue) {
+        m->watch_queue = true;
+        ScheduleStallCheck();
+      }
       return true;
     }
     if (err == EAGAIN || err == ENOBUFS) {
@@ -389,6 +394,97 @@ void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, c
   if (errno != EAGAIN && errno != ENOBUFS) {
     LogLimited("channel-send", Severity::kWarning, "cannot forward a datagram to member %d: %s", m->id, strerror(errno));
   }
+}
+
+void Dispatcher::ScheduleStallCheck() {
+  if (stall_check_scheduled_) return;
+  stall_check_scheduled_ = true;
+  loop_.After(kStallTickMs, [this] {
+    stall_check_scheduled_ = false;
+    CheckStalls();
+  });
+}
+
+// Members that were sent connections recently are looked at every tick: a
+// queue that does not shrink for stall_ms is taken back. Idle members cost
+// nothing (watch_queue is cleared once their queue is seen empty).
+void Dispatcher::CheckStalls() {
+  bool again = false;
+  int64_t now = EventLoop::NowMs();
+  int needed_ticks = std::max(1, options_.stall_ms / kStallTickMs);
+  for (const auto& [key, domain] : registry_.domains()) {
+    for (const auto& group : domain->groups) {
+      if (group->protocol != RP_PROTO_TCP) continue;
+      for (const auto& m : group->members) {
+        if (!m->watch_queue) continue;
+        int bytes = 0;
+        if (ioctl(m->channel_member.get(), SIOCINQ, &bytes) != 0) bytes = 0;
+        uint64_t queued = static_cast<uint64_t>(bytes) / (sizeof(rp_header) + sizeof(rp_connection));
+        uint64_t consumed = m->connections >= queued ? m->connections - queued : 0;
+        if (queued == 0) {
+          m->watch_queue = false;
+          m->idle_ticks = 0;
+          m->consumed_seen = consumed;
+          continue;
+        }
+        again = true;
+        if (consumed > m->consumed_seen) {
+          m->consumed_seen = consumed;
+          m->idle_ticks = 0;
+          m->stall_backoff_ms = 0;  // it works again
+          continue;
+        }
+        if (++m->idle_ticks < needed_ticks) continue;
+        // Stalled. Only worth it if someone else can take the connections.
+        bool others = false;
+        for (Member* o : group->active) others |= o != m.get() && o->stalled_until_ms <= now && !o->full;
+        if (!others) continue;
+        ++m->stalls;
+        // A member that stays stuck is left alone longer each time.
+        m->stall_backoff_ms = m->stall_backoff_ms == 0 ? options_.stall_ms : std::min(2 * m->stall_backoff_ms, 10000);
+        m->stalled_until_ms = now + m->stall_backoff_ms;
+        m->idle_ticks = 0;
+        int taken = TakeBack(m.get());
+        LogLimited("member-stalled", Severity::kInfo,
+                   "member %d (pid %d %s) consumed nothing for %d ms; %d queued connection(s) go to the others", m->id,
+                   m->creds.pid, m->command, options_.stall_ms, taken);
+      }
+    }
+  }
+  if (again) ScheduleStallCheck();
+}
+
+int Dispatcher::TakeBack(Member* member) {
+  Group* group = member->group;
+  int taken = 0;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+  char buffer[sizeof(rp_header) + sizeof(rp_connection)];
+  for (;;) {
+    struct iovec iov = {buffer, sizeof(buffer)};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(member->channel_member.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    ExtractedFds fds = ExtractFds(&msg, RP_MAX_FDS);
+    rp_header h;
+    memcpy(&h, buffer, sizeof(h));
+    if (static_cast<size_t>(n) != sizeof(buffer) || h.opcode != RP_OP_CONNECTION || fds.fds.size() != 1) continue;
+    rp_connection c;
+    memcpy(&c, buffer + sizeof(h), sizeof(c));
+    PendingConnection p;
+    p.fd = std::move(fds.fds[0]);
+    p.peer = c.peer;
+    p.hash = FlowHash(flow_key_, c.peer, group->address);
+    --member->connections;  // it never had them
+    ++member->stolen;
+    ++taken;
+    Deliver(group, std::move(p));
+  }
+  return taken;
 }
 
 void Dispatcher::Recover(Member* member) {

@@ -30,6 +30,9 @@ namespace reuseport::broker {
 struct DispatchOptions {
   int member_window = 128;              // TCP connections queued per member before it counts as full
   int udp_channel_bytes = 4 << 20;      // UDP bytes queued per member before datagrams drop
+  // A TCP member with connections queued that consumes none for this long is
+  // stalled (stopped, busy, at its fd limit): they go to the others. 0 = never.
+  int stall_ms = 200;
 };
 
 struct DispatchTotals {
@@ -86,6 +89,13 @@ class Dispatcher {
   void ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
                        const rp_address& destination, uint32_t ifindex, bool has_destination);
   void Recover(Member* member);
+  // Takes queued connections back from `member` and hands them to the rest.
+  int TakeBack(Member* member);
+  void CheckStalls();
+  void ScheduleStallCheck();
+
+  bool stall_check_scheduled_ = false;
+  static constexpr int kStallTickMs = 50;
 
   EventLoop& loop_;
   Registry& registry_;

@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (
 ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
 ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
 ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
+ABSL_FLAG(int, stall_ms, 200,
+          "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
+          "limit) has them handed to the others; 0 turns this off.");
 ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
 ABSL_FLAG(std::string, policy, "/etc/reuseport/policy.conf",
           "Policy file (allow and limit rules). A missing file at the default path means built-in defaults.");
@@ -49,7 +52,7 @@ constexpr char kUsage[] =
     "\n"
     "SYNOPSIS\n"
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
-    "             [--member_window N] [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "             [--member_window N] [--stall_ms MS] [--udp_queue_bytes N] [--ready_fd FD]\n"
     "  reuseportd --check_config [--policy FILE]\n"
     "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
     "\n"
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   }
   options.control.socket_mode = static_cast<mode_t>(mode);
   options.dispatch.member_window = absl::GetFlag(FLAGS_member_window);
+  options.dispatch.stall_ms = absl::GetFlag(FLAGS_stall_ms);
   options.dispatch.udp_channel_bytes = absl::GetFlag(FLAGS_udp_queue_bytes);
   if (options.dispatch.member_window < 1 || options.dispatch.udp_channel_bytes < 65536 + 1024) {
     fprintf(stderr, "reuseportd: --member_window must be >= 1 and --udp_queue_bytes >= 66560\n");

@@ -53,6 +53,12 @@ struct Member {
   uint64_t key = 0;         // stable across broker restarts (the member end's inode): places it in the table
   bool listening = false;   // TCP: listen() called; UDP: always
   bool full = false;        // the channel refused a send; waiting for it to drain
+  // Stall detection (TCP): connections sent but not consumed, seen at ticks.
+  bool watch_queue = false;       // sent something since its queue was last seen empty
+  uint64_t consumed_seen = 0;     // connections - queued at the last tick
+  int idle_ticks = 0;             // ticks in a row with a queue and no progress
+  int64_t stalled_until_ms = 0;   // skipped for new connections until then
+  int stall_backoff_ms = 0;       // doubles while it keeps stalling, up to 10 s
   EventLoop::Watch* channel_watch = nullptr;
   std::vector<Link*> links;  // the member lives while any link is open
   int64_t joined_ms = 0;
@@ -62,6 +68,8 @@ struct Member {
   uint64_t dropped = 0;           // datagrams dropped because the channel was full
   uint64_t redirected_away = 0;   // connections/datagrams sent elsewhere because it was full
   uint64_t recovered = 0;         // unconsumed items taken back when it left
+  uint64_t stolen = 0;            // queued connections taken back because it stalled
+  uint64_t stalls = 0;            // times it was found not consuming
 };
 
 struct RealSocket {

@@ -110,11 +110,11 @@ std::string RenderJson(const StatusSources& s) {
       const Member& m = *g->members[j];
       absl::StrAppendFormat(&out,
                             "%s{\"id\":%d,\"pid\":%d,\"uid\":%d,\"command\":\"%s\",\"listening\":%s,\"connections\":%d,"
-                            "\"datagrams\":%d,\"dropped\":%d,\"redirected_away\":%d,\"recovered\":%d,\"queued\":%d,"
+                            "\"datagrams\":%d,\"dropped\":%d,\"redirected_away\":%d,\"recovered\":%d,\"stolen\":%d,\"stalls\":%d,\"queued\":%d,"
                             "\"queued_bytes\":%d,\"links\":%d,\"member_seconds\":%d}",
                             j == 0 ? "" : ",", m.id, m.creds.pid, m.creds.uid, JsonEscape(m.command),
                             m.listening ? "true" : "false", m.connections, m.datagrams, m.dropped, m.redirected_away,
-                            m.recovered, g->protocol == RP_PROTO_TCP ? QueuedConnections(m) : 0, QueuedBytes(m),
+                            m.recovered, m.stolen, m.stalls, g->protocol == RP_PROTO_TCP ? QueuedConnections(m) : 0, QueuedBytes(m),
                             m.links.size(), (now - m.joined_ms) / 1000);
     }
     out += "]}";
@@ -198,6 +198,8 @@ std::string RenderPrometheus(const StatusSources& s) {
              [](const Group&, const Member& m) { return m.redirected_away; }, RP_PROTO_TCP);
   per_member({"reuseport_recovered_total", "counter", "Unconsumed items taken back from a member that left."},
              [](const Group&, const Member& m) { return m.recovered; }, 0);
+  per_member({"reuseport_stolen_total", "counter", "Queued connections taken back from a member that stalled."},
+             [](const Group&, const Member& m) { return m.stolen; }, RP_PROTO_TCP);
   Header(&out, {"reuseport_connections_refused_total", "counter", "Connections reset because no group could take them."});
   absl::StrAppendFormat(&out, "reuseport_connections_refused_total %d\n", s.dispatch.connections_refused);
   Header(&out, {"reuseport_datagrams_unrouted_total", "counter", "Datagrams for an address no group holds."});

@@ -17,6 +17,8 @@
  *                  the main thread forks 200 children; then serve
  *   threads-churn  4 threads accept while another dups and closes the listener
  *   dup-close      dup the listener to a high fd, close the original, serve the dup
+ *   emfile         use up every fd, then keep calling accept() (which must fail
+ *                  with EMFILE, as on the kernel), backing off 1 ms each time
  * The ready file is written once the process that serves is ready.
  */
 
@@ -263,6 +265,27 @@ static void threads_churn(int listener) {
   _exit(0);
 }
 
+static void emfile(int listener) {
+  int ready_port = (int)port_of(listener);
+  write_ready_file(g_ready, (unsigned)ready_port);
+  while (open("/dev/null", O_RDONLY) >= 0) {
+  }
+  long failures = 0;
+  while (!g_stop) {
+    int c = accept(listener, NULL, NULL);
+    if (c >= 0) {
+      serve_one(c, g_id);
+      close(c);
+      continue;
+    }
+    if (errno == EMFILE && failures++ == 0) {
+      static const char kSaw[] = "lifecycle_member: accept: EMFILE\n";
+      if (write(2, kSaw, sizeof(kSaw) - 1) < 0) break;
+    }
+    usleep(1000);
+  }
+}
+
 static void dup_close(int listener) {
   int high = fcntl(listener, F_DUPFD, 500);
   if (high < 0) die("F_DUPFD");
@@ -319,6 +342,8 @@ int main(int argc, char **argv) {
     threads_churn(listener);
   } else if (strcmp(scenario, "dup-close") == 0) {
     dup_close(listener);
+  } else if (strcmp(scenario, "emfile") == 0) {
+    emfile(listener);
   } else {
     fprintf(stderr, "lifecycle_member: unknown scenario %s\n", scenario);
     return 1;
