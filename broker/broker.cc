@@ -44,7 +44,6 @@ absl::Status Broker::Start() {
       StartSuccessor();
     }
   });
-  NotifyReady();
   return absl::OkStatus();
 }
 
@@ -79,10 +78,8 @@ void Broker::RequestRestart() {
   loop_.Wake();
 }
 
-void Broker::StartSuccessor() {
-  if (options_.argv.empty()) return;
+std::vector<std::string> Broker::SuccessorArgv() const {
   std::vector<std::string> args = options_.argv;
-  if (std::find(args.begin(), args.end(), "--takeover") == args.end()) args.push_back("--takeover");
   // The successor must not be given a ready fd we already closed.
   for (size_t i = 0; i < args.size();) {
     if (args[i] == "--ready_fd" || args[i] == "-ready_fd") {
@@ -93,11 +90,26 @@ void Broker::StartSuccessor() {
       ++i;
     }
   }
+  if (std::find(args.begin(), args.end(), "--takeover") == args.end()) args.push_back("--takeover");
+  return args;
+}
+
+void Broker::StartSuccessor() {
+  if (launcher_fd_ >= 0) {
+    if (write(launcher_fd_, "s", 1) == 1) {
+      Log(Severity::kInfo, "SIGHUP: asked for a successor; serving until it takes over");
+      return;
+    }
+    Log(Severity::kError, "SIGHUP: the successor launcher is gone: %s", strerror(errno));
+    return;
+  }
+  std::vector<std::string> args = SuccessorArgv();
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t child = fork();
   if (child == 0) {
+    setsid();
     execv("/proc/self/exe", argv.data());
     _exit(127);
   }

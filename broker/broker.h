@@ -34,14 +34,20 @@ class Broker {
   ~Broker();
 
   absl::Status Start();
+  // Tells whoever waits for us (--ready_fd, systemd) that we serve. After Start
+  // and after hardening, so what they see is the broker as it will run.
+  void NotifyReady();
   void Run();
   void Stop() { loop_.Stop(); }
   // SIGHUP: start a successor (this binary, same flags, --takeover); we keep
   // serving until it takes over. Async-signal-safe.
   void RequestRestart();
+  // The successor's command line: ours, with --takeover and without --ready_fd.
+  std::vector<std::string> SuccessorArgv() const;
+  // An fd to write a byte to for each successor (hardening.h), or -1 to fork here.
+  void SetSuccessorLauncher(int fd) { launcher_fd_ = fd; }
 
  private:
-  void NotifyReady();
   void StartSuccessor();
   FlowKey LoadOrCreateFlowKey() const;
 
@@ -51,6 +57,7 @@ class Broker {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ControlServer> control_;
   volatile sig_atomic_t restart_requested_ = 0;
+  int launcher_fd_ = -1;
 };
 
 }  // namespace reuseport::broker

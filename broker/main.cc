@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <string>
@@ -15,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "broker.h"
+#include "hardening.h"
 #include "log.h"
 #include "reuseport/protocol.h"
 
@@ -33,6 +35,13 @@ ABSL_FLAG(bool, check_config, false, "Validate the policy file, print what it sa
 ABSL_FLAG(bool, takeover, false,
           "Take the control socket over from a running reuseportd (zero-downtime restart or upgrade); "
           "SIGHUP makes a running broker start such a successor of itself.");
+ABSL_FLAG(std::string, seccomp, "kill",
+          "After start, allow only the system calls the broker uses: kill (others kill it), errno (others fail "
+          "with EPERM) or off. Needs Linux 3.5; older kernels run without.");
+ABSL_FLAG(bool, drop_capabilities, true,
+          "After start, keep only CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and CAP_SYS_PTRACE.");
+ABSL_FLAG(bool, selftest_forbidden_syscall, false,
+          "For tests: once hardened, attempt a forbidden system call (execve) and report what happened.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
 
 namespace {
@@ -141,9 +150,37 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &hup, nullptr);
   signal(SIGCHLD, SIG_IGN);  // successors started on SIGHUP are not waited for
 
+  SeccompMode seccomp;
+  std::string seccomp_flag = absl::GetFlag(FLAGS_seccomp);
+  if (seccomp_flag == "kill") seccomp = SeccompMode::kKill;
+  else if (seccomp_flag == "errno") seccomp = SeccompMode::kErrno;
+  else if (seccomp_flag == "off") seccomp = SeccompMode::kOff;
+  else {
+    fprintf(stderr, "reuseportd: --seccomp must be kill, errno or off\n");
+    return 2;
+  }
+
   if (absl::Status s = broker.Start(); !s.ok()) {
     Log(Severity::kError, "cannot start: %s", s.ToString());
     return 1;
+  }
+  // Hardening comes after start (the socket path, the flow key file) and
+  // before the first request.
+  if (seccomp != SeccompMode::kOff) broker.SetSuccessorLauncher(StartSuccessorLauncher(broker.SuccessorArgv()));
+  if (absl::GetFlag(FLAGS_drop_capabilities)) {
+    if (absl::Status s = DropCapabilities(); !s.ok()) Log(Severity::kWarning, "keeping capabilities: %s", s.ToString());
+  }
+  if (absl::Status s = InstallSyscallFilter(seccomp); !s.ok()) {
+    Log(Severity::kWarning, "%s; running without a system call filter", s.message());
+  } else if (seccomp != SeccompMode::kOff) {
+    Log(Severity::kInfo, "system call filter installed (%s)", seccomp_flag);
+  }
+  broker.NotifyReady();
+  if (absl::GetFlag(FLAGS_selftest_forbidden_syscall)) {
+    char* args[] = {const_cast<char*>("/bin/true"), nullptr};
+    execv("/bin/true", args);
+    Log(Severity::kError, "selftest: execve was not stopped: %s", strerror(errno));
+    return 3;
   }
   broker.Run();
   g_broker = nullptr;

@@ -47,6 +47,14 @@ constexpr FacilityRule kRules[] = {
     {"SIOCGSKNS", "ioctl", {4, 9}, ENOTTY,
      {{1, kLow32, SIOCGSKNS}}, 1, true,
      "ioctl(SIOCGSKNS): unknown socket ioctl, ENOTTY"},
+    // prctl(2): PR_SET_NO_NEW_PRIVS and SECCOMP_MODE_FILTER both arrived in Linux 3.5;
+    // prctl_set_seccomp() and the prctl switch answered EINVAL for what they did not know.
+    {"PR_SET_NO_NEW_PRIVS", "prctl", {3, 5}, EINVAL,
+     {{0, kLow32, 38 /* PR_SET_NO_NEW_PRIVS */}}, 1, true,
+     "prctl(PR_SET_NO_NEW_PRIVS): unknown option, EINVAL"},
+    {"SECCOMP_MODE_FILTER", "prctl", {3, 5}, EINVAL,
+     {{0, kLow32, 22 /* PR_SET_SECCOMP */}, {1, kLow32, 2 /* SECCOMP_MODE_FILTER */}}, 2, true,
+     "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER): unknown mode, EINVAL"},
     // The flag travels inside struct epoll_event, behind a pointer seccomp cannot read.
     // Nothing is lost by not filtering: before 4.5 epoll_ctl() did not check event bits,
     // so a program asking for EPOLLEXCLUSIVE got success and ordinary wake-ups.
