@@ -73,6 +73,7 @@ TEST(LegacyKernelPlan, Linux3_2OnX86_64) {
                                       "SO_INCOMING_CPU/getsockopt", "SO_INCOMING_CPU/setsockopt",
                                       "SO_ATTACH_REUSEPORT_CBPF/setsockopt",
                                       "SO_ATTACH_REUSEPORT_EBPF/setsockopt", "SIOCGSKNS/ioctl",
+                                      "PR_SET_NO_NEW_PRIVS/prctl", "SECCOMP_MODE_FILTER/prctl",
                                       "EPOLLEXCLUSIVE/epoll_ctl"}));
 }
 

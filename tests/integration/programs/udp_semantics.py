@@ -46,10 +46,11 @@ def main():
     os.rename(args.ready_file + ".tmp", args.ready_file)
 
     while True:
-        # What the next datagram is, without taking it: FIONREAD and MSG_PEEK.
+        # What the next datagram is, without taking it: MSG_PEEK (which waits
+        # for it), then FIONREAD (the size of the next datagram).
+        peeked, peek_from = s.recvfrom(65536, socket.MSG_PEEK)
         size = array.array("i", [0])
         fcntl.ioctl(s, termios.FIONREAD, size)
-        peeked, peek_from = s.recvfrom(65536, socket.MSG_PEEK)
         kind = peeked.split(b" ", 1)[0] if peeked else b"EMPTY"
         if kind == b"QUIT":
             s.recvfrom(16)
