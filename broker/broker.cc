@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "flow_hash.h"
 #include "log.h"
+#include "service_notify.h"
 
 namespace reuseport::broker {
 
@@ -128,18 +129,8 @@ void Broker::NotifyReady() {
     close(options_.ready_fd);
     options_.ready_fd = -1;
   }
-  // systemd's readiness protocol (sd_notify(3)): a datagram to $NOTIFY_SOCKET.
-  const char* notify = getenv("NOTIFY_SOCKET");
-  if (notify != nullptr && (notify[0] == '/' || notify[0] == '@') && strlen(notify) < sizeof(sockaddr_un::sun_path)) {
-    UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    strcpy(addr.sun_path, notify);
-    socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + strlen(notify));
-    if (notify[0] == '@') addr.sun_path[0] = '\0';
-    std::string message = absl::StrFormat("READY=1\nMAINPID=%d\nSTATUS=serving on %s", getpid(), options_.control.socket_path);
-    if (fd) sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&addr), len);
-  }
+  NotifyServiceManager(
+      absl::StrFormat("READY=1\nMAINPID=%d\nSTATUS=serving on %s", getpid(), options_.control.socket_path));
 }
 
 void Broker::Run() {

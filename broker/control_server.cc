@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "reuseport/address_codec.h"
 #include "log.h"
+#include "service_notify.h"
 #include "socket_facts.h"
 #include "status_report.h"
 
@@ -113,6 +114,10 @@ absl::Status ControlServer::ListenAndPublish(const struct sockaddr_un& addr, boo
   struct stat st {};
   if (stat(options_.socket_path.c_str(), &st) == 0) path_inode_ = st.st_ino;
   if (old) {
+    // A service manager must follow us as the main process before the old one
+    // leaves (systemd: NotifyAccess=all), or it would take the exit for the
+    // service stopping.
+    NotifyServiceManager(absl::StrFormat("MAINPID=%d\nSTATUS=taking over %s", getpid(), options_.socket_path));
     rp_header h = MakeHeader(RP_OP_TAKEOVER, 0, 1);
     struct timeval tv = {5, 0};
     setsockopt(old.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -299,7 +304,15 @@ void ControlServer::HandleBind(Link* link, Record& record) {
     Refuse(link, h, EISCONN, "bad-socket", "the socket is connected");
     return;
   }
-  NamespaceId netns = SocketNetworkNamespace(fd, link->creds.pid);
+  std::optional<NamespaceId> netns_known = SocketNetworkNamespace(fd, link->creds.pid);
+  if (!netns_known) {
+    Refuse(link, h, EACCES, "unknown-netns",
+           absl::StrFormat("cannot tell which network namespace pid %d's socket is in (no SIOCGSKNS, "
+                           "/proc/%d/ns/net unreadable: is it in a PID namespace the broker cannot see?)",
+                           link->creds.pid, link->creds.pid));
+    return;
+  }
+  NamespaceId netns = *netns_known;
 
   if (facts->bound) {
     // The kernel bound it for the member: privilege and address are proven.
@@ -624,7 +637,12 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
     Refuse(link, h, EINVAL, "bad-request", "the group socket does not serve the address given");
     return;
   }
-  NamespaceId netns = SocketNetworkNamespace(record.fds[2].get(), link->creds.pid);
+  std::optional<NamespaceId> netns_known = SocketNetworkNamespace(record.fds[2].get(), link->creds.pid);
+  if (!netns_known) {
+    Refuse(link, h, EACCES, "unknown-netns", "cannot tell which network namespace the group socket is in");
+    return;
+  }
+  NamespaceId netns = *netns_known;
   PortDomain& domain = registry_.DomainFor(DomainKey{netns, req.protocol, facts->address.port});
   RealSocket* real = nullptr;
   for (auto& r : domain.reals) {

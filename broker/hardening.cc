@@ -91,18 +91,29 @@ int StartSuccessorLauncher(const std::vector<std::string>& argv) {
 
 absl::Status DropCapabilities() {
   if (geteuid() != 0) return absl::OkStatus();  // nothing to drop
+  // Dropping from the bounding set needs CAP_SETPCAP, which a supervisor
+  // (systemd, a container) may already have taken: then only what is still
+  // there is ours to drop, and that may be nothing.
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (!Kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    if (Kept(cap) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) {
       return absl::ErrnoToStatus(errno, absl::StrFormat("PR_CAPBSET_DROP %d", cap));
     }
   }
   struct __user_cap_header_struct header {};
   header.version = _LINUX_CAPABILITY_VERSION_3;
   struct __user_cap_data_struct data[2] = {};
+  struct __user_cap_data_struct current[2] = {};
+  if (syscall(SYS_capget, &header, current) != 0) return absl::ErrnoToStatus(errno, "capget");
   for (int cap : kKeptCapabilities) {
-    data[cap / 32].effective |= 1u << (cap % 32);
-    data[cap / 32].permitted |= 1u << (cap % 32);
+    uint32_t bit = 1u << (cap % 32);
+    // Keep a capability only if we have it: capset cannot add one.
+    if (current[cap / 32].permitted & bit) {
+      data[cap / 32].effective |= bit;
+      data[cap / 32].permitted |= bit;
+    }
   }
+  header.version = _LINUX_CAPABILITY_VERSION_3;
   if (syscall(SYS_capset, &header, data) != 0) return absl::ErrnoToStatus(errno, "capset");
   return absl::OkStatus();
 }

@@ -29,7 +29,11 @@ ABSL_FLAG(int, stall_ms, 200,
           "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
           "limit) has them handed to the others; 0 turns this off.");
 ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
-ABSL_FLAG(std::string, policy, "/etc/reuseport/policy.conf",
+#ifndef REUSEPORT_DEFAULT_POLICY
+#define REUSEPORT_DEFAULT_POLICY "/etc/reuseport/policy.conf"
+#endif
+
+ABSL_FLAG(std::string, policy, REUSEPORT_DEFAULT_POLICY,
           "Policy file (allow and limit rules). A missing file at the default path means built-in defaults.");
 ABSL_FLAG(bool, check_config, false, "Validate the policy file, print what it says, and exit (0 if valid).");
 ABSL_FLAG(bool, takeover, false,
@@ -122,7 +126,7 @@ int main(int argc, char** argv) {
   options.argv = original_argv;
 
   std::string policy_path = absl::GetFlag(FLAGS_policy);
-  bool default_path = policy_path == "/etc/reuseport/policy.conf";
+  bool default_path = policy_path == REUSEPORT_DEFAULT_POLICY;
   if (!policy_path.empty() && (!default_path || access(policy_path.c_str(), F_OK) == 0)) {
     absl::StatusOr<Policy> policy = Policy::Load(policy_path);
     if (!policy.ok()) {

@@ -100,7 +100,7 @@ bool NamespaceInodesAreIdentities() {
 
 }  // namespace
 
-NamespaceId SocketNetworkNamespace(int socket_fd, pid_t peer_pid) {
+std::optional<NamespaceId> SocketNetworkNamespace(int socket_fd, pid_t peer_pid) {
   int ns = ioctl(socket_fd, SIOCGSKNS);
   if (ns >= 0) {
     struct stat st {};
@@ -111,7 +111,7 @@ NamespaceId SocketNetworkNamespace(int socket_fd, pid_t peer_pid) {
   struct stat st {};
   if (!NamespaceInodesAreIdentities()) return OwnNetworkNamespace();
   if (peer_pid > 0 && stat(absl::StrFormat("/proc/%d/ns/net", peer_pid).c_str(), &st) == 0) return IdOf(st);
-  return OwnNetworkNamespace();
+  return std::nullopt;
 }
 
 }  // namespace reuseport::broker

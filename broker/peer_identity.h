@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/hash/hash.h"
@@ -46,9 +47,11 @@ NamespaceId OwnNetworkNamespace();
 
 // The network namespace of a socket: SIOCGSKNS where the kernel has it (4.9),
 // else the namespace of the process that passed it (/proc/PID/ns/net, stable
-// since 3.8), else the broker's own (older kernels: members must then share the
-// broker's namespace, as documented).
-NamespaceId SocketNetworkNamespace(int socket_fd, pid_t peer_pid);
+// since 3.8), else, before 3.8, the broker's own (members must then share the
+// broker's namespace, as documented). nullopt when it cannot be told (a peer
+// in a PID namespace the broker cannot see, /proc unreadable): guessing could
+// merge groups of two namespaces.
+std::optional<NamespaceId> SocketNetworkNamespace(int socket_fd, pid_t peer_pid);
 
 }  // namespace reuseport::broker
 
