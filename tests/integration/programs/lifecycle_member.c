@@ -17,6 +17,9 @@
  *                  the main thread forks 200 children; then serve
  *   threads-churn  4 threads accept while another dups and closes the listener
  *   dup-close      dup the listener to a high fd, close the original, serve the dup
+ *   churn          SIGTERM: finish the connection in hand, close the listener,
+ *                  exit 0 (a graceful leave); SIGUSR1: finish it, then stop
+ *                  itself (SIGSTOP) holding no connection, to be killed
  *   emfile         use up every fd, then keep calling accept() (which must fail
  *                  with EMFILE, as on the kernel), backing off 1 ms each time
  * The ready file is written once the process that serves is ready.
@@ -100,8 +103,13 @@ static void serve_one(int c, const char *id) {
   char buf[256];
   size_t got = 0;
   struct pollfd p = {c, POLLIN, 0};
-  while (got < sizeof(buf) - 1 && poll(&p, 1, 5000) == 1) {
+  for (;;) {
+    if (got >= sizeof(buf) - 1) break;
+    int ready = poll(&p, 1, 5000);
+    if (ready < 0 && errno == EINTR) continue;  /* a signal finishes this connection first */
+    if (ready != 1) break;
     ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += (size_t)n;
     if (memchr(buf, '\n', got)) break;
@@ -286,6 +294,32 @@ static void emfile(int listener) {
   }
 }
 
+static volatile sig_atomic_t g_freeze = 0;
+
+static void on_freeze(int sig) {
+  (void)sig;
+  g_freeze = 1;
+}
+
+static void churn(int listener) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_freeze;  /* no SA_RESTART: accept() returns EINTR */
+  sigaction(SIGUSR1, &sa, NULL);
+  ready(listener);
+  while (!g_stop) {
+    if (g_freeze) raise(SIGSTOP);  /* idle: no connection in hand */
+    int c = accept(listener, NULL, NULL);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      die("accept");
+    }
+    serve_one(c, g_id);
+    close(c);
+  }
+  close(listener);  /* leave: the broker hands what was queued for us to the others */
+}
+
 static void dup_close(int listener) {
   int high = fcntl(listener, F_DUPFD, 500);
   if (high < 0) die("F_DUPFD");
@@ -344,6 +378,8 @@ int main(int argc, char **argv) {
     dup_close(listener);
   } else if (strcmp(scenario, "emfile") == 0) {
     emfile(listener);
+  } else if (strcmp(scenario, "churn") == 0) {
+    churn(listener);
   } else {
     fprintf(stderr, "lifecycle_member: unknown scenario %s\n", scenario);
     return 1;
