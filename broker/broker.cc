@@ -40,10 +40,7 @@ absl::Status Broker::Start() {
   if (absl::Status s = control_->Start(); !s.ok()) return s;
   Log(Severity::kInfo, "serving on %s", options_.control.socket_path);
   loop_.SetAfterWake([this] {
-    if (restart_requested_) {
-      restart_requested_ = 0;
-      StartSuccessor();
-    }
+    if (restart_requested_.exchange(0) != 0) StartSuccessor();
   });
   return absl::OkStatus();
 }
@@ -75,7 +72,7 @@ FlowKey Broker::LoadOrCreateFlowKey() const {
 }
 
 void Broker::RequestRestart() {
-  restart_requested_ = 1;
+  restart_requested_.store(1);
   loop_.Wake();
 }
 

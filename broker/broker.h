@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,7 +57,7 @@ class Broker {
   Registry registry_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ControlServer> control_;
-  volatile sig_atomic_t restart_requested_ = 0;
+  std::atomic<int> restart_requested_{0};  // set by the SIGHUP handler
   int launcher_fd_ = -1;
 };
 

@@ -84,6 +84,13 @@ absl::Status Dispatcher::StartUdp(RealSocket* real) {
     SetInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
   }
   SetInt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+  // The group's socket takes the load of all its members' sockets on a kernel
+  // with SO_REUSEPORT, and the broker is one more process to schedule: give
+  // it a member queue's worth of buffer to ride out the moments it waits.
+  int current = 0;
+  socklen_t len = sizeof(current);
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &current, &len);
+  if (current < options_.udp_channel_bytes) SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, options_.udp_channel_bytes);
   real->watch = loop_.Add(fd, EPOLLIN, [this, real](uint32_t) { OnUdpReadable(real); });
   if (real->watch == nullptr) return absl::InternalError("cannot watch UDP socket");
   return absl::OkStatus();
@@ -297,8 +304,10 @@ void Dispatcher::OnUdpReadable(RealSocket* real) {
   struct iovec iovs[kUdpBatch];
   struct sockaddr_storage names[kUdpBatch];
   alignas(struct cmsghdr) char controls[kUdpBatch][kControl];
+  OutgoingDatagram outgoing[kUdpBatch];
   // A bounded number of batches per wakeup keeps other sockets served.
   for (int round = 0; round < 8; ++round) {
+    int outgoing_count = 0;
     for (int i = 0; i < kUdpBatch; ++i) {
       iovs[i] = {udp_buffers_.data() + i * kUdpSlot + kDatagramPrefix, kUdpSlot - kDatagramPrefix};
       memset(&msgs[i], 0, sizeof(msgs[i]));
@@ -353,18 +362,20 @@ void Dispatcher::OnUdpReadable(RealSocket* real) {
         continue;
       }
       ++group->datagrams;
-      ForwardDatagram(group, slot, msgs[i].msg_len, source, destination, ifindex, has_destination);
+      Member* m = PrepareDatagram(group, slot, source, destination, ifindex, has_destination);
+      if (m != nullptr) outgoing[outgoing_count++] = {m, {slot, kDatagramPrefix + msgs[i].msg_len}};
     }
+    SendDatagrams(outgoing, outgoing_count);
     if (n < kUdpBatch) return;
   }
 }
 
-void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
-                                 const rp_address& destination, uint32_t ifindex, bool has_destination) {
+Member* Dispatcher::PrepareDatagram(Group* group, char* prefix, const rp_address& source,
+                                    const rp_address& destination, uint32_t ifindex, bool has_destination) {
   size_t n = group->active.size();
   if (n == 0) {
     ++group->dropped_full;
-    return;
+    return nullptr;
   }
   uint64_t hash = FlowHash(flow_key_, source, destination);
   Member* m = group->active[static_cast<size_t>(group->table.Lookup(hash)) % n];
@@ -376,24 +387,49 @@ void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, c
   d.flags = has_destination ? RP_DATAGRAM_HAS_DESTINATION : 0;
   memcpy(prefix, &h, sizeof(h));
   memcpy(prefix + sizeof(h), &d, sizeof(d));
-  struct iovec iov = {prefix, kDatagramPrefix + data_size};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  ssize_t sent;
-  do {
-    sent = sendmsg(m->channel.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent >= 0) {
-    ++m->datagrams;
-    return;
+  return m;
+}
+
+// One sendmmsg per member for what a receive batch brought it, in order. A
+// full channel is a full receive queue: what does not fit is dropped and
+// counted, as the kernel does; sending it elsewhere would break the flow's
+// affinity.
+void Dispatcher::SendDatagrams(OutgoingDatagram* out, int count) {
+  struct mmsghdr msgs[kUdpBatch];
+  for (int i = 0; i < count; ++i) {
+    Member* m = out[i].member;
+    if (m == nullptr) continue;
+    unsigned k = 0;
+    for (int j = i; j < count; ++j) {
+      if (out[j].member != m) continue;
+      memset(&msgs[k], 0, sizeof(msgs[k]));
+      msgs[k].msg_hdr.msg_iov = &out[j].iov;
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      ++k;
+      out[j].member = nullptr;
+    }
+    int sent;
+    do {
+      sent = sendmmsg(m->channel.get(), msgs, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+      if (errno != EAGAIN && errno != ENOBUFS) {
+        LogLimited("channel-send", Severity::kWarning, "cannot forward datagrams to member %d: %s", m->id,
+                   strerror(errno));
+      }
+      sent = 0;
+    }
+    m->datagrams += static_cast<uint64_t>(sent);
+    m->dropped += k - static_cast<unsigned>(sent);
   }
-  // A full channel is a full receive queue: drop and count, as the kernel does.
-  // Sending elsewhere would break the flow's affinity.
-  ++m->dropped;
-  if (errno != EAGAIN && errno != ENOBUFS) {
-    LogLimited("channel-send", Severity::kWarning, "cannot forward a datagram to member %d: %s", m->id, strerror(errno));
-  }
+}
+
+void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
+                                 const rp_address& destination, uint32_t ifindex, bool has_destination) {
+  Member* m = PrepareDatagram(group, prefix, source, destination, ifindex, has_destination);
+  if (m == nullptr) return;
+  OutgoingDatagram one = {m, {prefix, kDatagramPrefix + data_size}};
+  SendDatagrams(&one, 1);
 }
 
 void Dispatcher::ScheduleStallCheck() {

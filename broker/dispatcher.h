@@ -16,6 +16,8 @@
 #ifndef REUSEPORT_BROKER_DISPATCHER_H_
 #define REUSEPORT_BROKER_DISPATCHER_H_
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -85,6 +87,15 @@ class Dispatcher {
   void ResumeIfDrained(RealSocket* real);
   void Refuse(UniqueFd fd);
 
+  struct OutgoingDatagram {
+    Member* member;
+    struct iovec iov;  // the whole channel record: prefix and data
+  };
+  // Fills the channel record's prefix (kDatagramPrefix bytes before the data)
+  // and picks the flow's member; null when the group has none.
+  Member* PrepareDatagram(Group* group, char* prefix, const rp_address& source, const rp_address& destination,
+                          uint32_t ifindex, bool has_destination);
+  void SendDatagrams(OutgoingDatagram* out, int count);
   // prefix points at kDatagramPrefix bytes of room before the datagram data.
   void ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
                        const rp_address& destination, uint32_t ifindex, bool has_destination);

@@ -13,7 +13,9 @@ namespace reuseport::broker {
 
 EventLoop::EventLoop() = default;
 
-EventLoop::~EventLoop() = default;
+EventLoop::~EventLoop() {
+  for (Watch* w : live_) delete w;
+}
 
 absl::Status EventLoop::Init() {
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -41,6 +43,7 @@ EventLoop::Watch* EventLoop::Add(int fd, uint32_t events, Callback callback) {
     delete watch;
     return nullptr;
   }
+  live_.insert(watch);
   return watch;
 }
 
@@ -63,6 +66,7 @@ void EventLoop::Remove(Watch* watch) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, watch->fd, nullptr);
   watch->dead = true;
   watch->callback = nullptr;
+  live_.erase(watch);
   dead_.emplace_back(watch);
 }
 
@@ -94,14 +98,14 @@ void EventLoop::RunDueTimers() {
 void EventLoop::Run() {
   constexpr int kBatch = 64;
   struct epoll_event events[kBatch];
-  while (!stopping_) {
+  while (!stopping_.load(std::memory_order_relaxed)) {
     int n = epoll_wait(epoll_.get(), events, kBatch, NextTimeoutMs());
     if (n < 0) {
       if (errno == EINTR) continue;
       Log(Severity::kError, "epoll_wait: %s", strerror(errno));
       return;
     }
-    for (int i = 0; i < n && !stopping_; ++i) {
+    for (int i = 0; i < n && !stopping_.load(std::memory_order_relaxed); ++i) {
       auto* watch = static_cast<Watch*>(events[i].data.ptr);
       if (watch == nullptr) {
         char drain[64];
@@ -124,7 +128,7 @@ void EventLoop::Wake() {
 }
 
 void EventLoop::Stop() {
-  stopping_ = true;
+  stopping_.store(true, std::memory_order_relaxed);
   char byte = 1;
   ssize_t ignored = write(wake_write_.get(), &byte, 1);
   (void)ignored;

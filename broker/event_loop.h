@@ -11,12 +11,14 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <queue>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "unique_fd.h"
 
@@ -49,7 +51,7 @@ class EventLoop {
   // Makes Run() call the after-wake hook soon (async-signal-safe).
   void Wake();
   void SetAfterWake(std::function<void()> hook) { after_wake_ = std::move(hook); }
-  bool stopping() const { return stopping_; }
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   static int64_t NowMs();
 
@@ -68,9 +70,10 @@ class EventLoop {
   UniqueFd wake_read_;
   UniqueFd wake_write_;
   std::vector<std::unique_ptr<Watch>> dead_;
+  absl::flat_hash_set<Watch*> live_;  // freed with the loop if never removed
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   uint64_t timer_seq_ = 0;
-  volatile bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // set from signal handlers and other threads
   std::function<void()> after_wake_;
 };
 

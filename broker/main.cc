@@ -51,6 +51,16 @@ ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving
 namespace {
 
 reuseport::broker::Broker* g_broker = nullptr;
+int g_filter_installed = 0;
+
+}  // namespace
+
+// LeakSanitizer's check at exit stops the world with ptrace and a tracer
+// thread, which the system call filter forbids; in sanitizer builds a broker
+// that installed the filter skips that check (LSan asks this function).
+extern "C" int __lsan_is_turned_off() { return g_filter_installed; }
+
+namespace {
 
 void OnSignal(int) {
   if (g_broker != nullptr) g_broker->Stop();
@@ -177,6 +187,7 @@ int main(int argc, char** argv) {
   if (absl::Status s = InstallSyscallFilter(seccomp); !s.ok()) {
     Log(Severity::kWarning, "%s; running without a system call filter", s.message());
   } else if (seccomp != SeccompMode::kOff) {
+    g_filter_installed = 1;
     Log(Severity::kInfo, "system call filter installed (%s)", seccomp_flag);
   }
   broker.NotifyReady();

@@ -79,6 +79,27 @@ void WritePacketInfo(const Member* m, const struct rp_datagram& d, struct msghdr
   }
 }
 
+// Fills the program's msghdr from a received record's prefix: source address,
+// pktinfo, truncation. Returns the datagram's length as recvmsg would.
+ssize_t FinishDatagram(const Member* m, const DatagramPrefix& prefix, ssize_t record_length, int inner_flags,
+                       struct msghdr* msg) {
+  msg->msg_flags = inner_flags & MSG_TRUNC;
+  if (msg->msg_name != nullptr) {
+    struct sockaddr_storage source;
+    socklen_t source_len = rp_address_to_sockaddr(&prefix.datagram.source, m->family, &source);
+    if (source_len == 0) source_len = rp_address_to_sockaddr(&prefix.datagram.source, prefix.datagram.source.family, &source);
+    rp_copy_sockaddr_out(&source, source_len, static_cast<struct sockaddr*>(msg->msg_name), &msg->msg_namelen);
+  }
+  WritePacketInfo(m, prefix.datagram, msg);
+  return record_length - static_cast<ssize_t>(sizeof(prefix));
+}
+
+bool ValidDatagram(const DatagramPrefix& prefix, ssize_t n, int inner_flags) {
+  bool truncated_prefix = (inner_flags & MSG_TRUNC) && static_cast<size_t>(n) < sizeof(prefix);
+  return n >= static_cast<ssize_t>(sizeof(prefix)) && !truncated_prefix && prefix.header.magic == RP_MAGIC &&
+         prefix.header.opcode == RP_OP_DATAGRAM && prefix.header.payload_size == sizeof(rp_datagram);
+}
+
 // Receives one datagram for member m into the program's msghdr.
 ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
   if (flags & MSG_OOB) {
@@ -118,9 +139,7 @@ ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
     inner.msg_iovlen = count + 1;
     ssize_t n = Real().recvmsg(fd, &inner, flags & (MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC));
     if (n < 0) break;
-    bool truncated_prefix = (inner.msg_flags & MSG_TRUNC) && static_cast<size_t>(n) < sizeof(prefix);
-    if (n == 0 || static_cast<size_t>(n) < sizeof(prefix) || truncated_prefix || prefix.header.magic != RP_MAGIC ||
-        prefix.header.opcode != RP_OP_DATAGRAM || prefix.header.payload_size != sizeof(rp_datagram)) {
+    if (!ValidDatagram(prefix, n, inner.msg_flags)) {
       static int warned;
       if (FirstTime(&warned)) RawLog(kLogError).Str("udp fd ").Int(fd).Str(": unexpected channel record").Emit();
       if (n == 0) {
@@ -130,15 +149,7 @@ ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
       if (flags & MSG_PEEK) Real().recvmsg(fd, &inner, MSG_DONTWAIT);  // drop it
       continue;
     }
-    result = n - static_cast<ssize_t>(sizeof(prefix));
-    msg->msg_flags = inner.msg_flags & MSG_TRUNC;
-    if (msg->msg_name != nullptr) {
-      struct sockaddr_storage source;
-      socklen_t source_len = rp_address_to_sockaddr(&prefix.datagram.source, m->family, &source);
-      if (source_len == 0) source_len = rp_address_to_sockaddr(&prefix.datagram.source, prefix.datagram.source.family, &source);
-      rp_copy_sockaddr_out(&source, source_len, static_cast<struct sockaddr*>(msg->msg_name), &msg->msg_namelen);
-    }
-    WritePacketInfo(m, prefix.datagram, msg);
+    result = FinishDatagram(m, prefix, n, inner.msg_flags, msg);
     break;
   }
   int err = errno;
@@ -175,6 +186,45 @@ ssize_t SendDatagram(const Member* m, const struct msghdr* msg, int flags, int f
   // The program's fd (the channel) carries its O_NONBLOCK; the shared socket
   // is left blocking, so non-blocking sends say so per call.
   return Real().sendmsg(m->group_fd, &out, flags | (fd_flags_nonblock ? MSG_DONTWAIT : 0));
+}
+
+// recvmmsg on the channel for up to kBatch of the program's messages at once,
+// each record's prefix into our buffer and its data into the program's iovecs.
+// Returns what the kernel's recvmmsg would, or -2 when the batch cannot be laid
+// out here (too many iovecs) and the caller should go one at a time.
+constexpr unsigned kBatch = 32;
+constexpr size_t kBatchIovecs = 256;
+
+int ReceiveDatagramBatch(int fd, Member* m, struct mmsghdr* msgs, unsigned count, int flags, struct timespec* timeout) {
+  if (count > kBatch) count = kBatch;
+  size_t needed = 0;
+  for (unsigned i = 0; i < count; ++i) needed += msgs[i].msg_hdr.msg_iovlen + 1;
+  if (needed > kBatchIovecs) return -2;
+  DatagramPrefix prefixes[kBatch];
+  struct iovec iovs[kBatchIovecs];
+  struct mmsghdr inner[kBatch];
+  size_t at = 0;
+  for (unsigned i = 0; i < count; ++i) {
+    memset(&inner[i], 0, sizeof(inner[i]));
+    inner[i].msg_hdr.msg_iov = &iovs[at];
+    iovs[at++] = {&prefixes[i], sizeof(prefixes[i])};
+    for (size_t k = 0; k < msgs[i].msg_hdr.msg_iovlen; ++k) iovs[at++] = msgs[i].msg_hdr.msg_iov[k];
+    inner[i].msg_hdr.msg_iovlen = msgs[i].msg_hdr.msg_iovlen + 1;
+  }
+  int n = Real().recvmmsg(fd, inner, count, flags & (MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_WAITFORONE), timeout);
+  if (n <= 0) return n;
+  for (int i = 0; i < n; ++i) {
+    ssize_t length = static_cast<ssize_t>(inner[i].msg_len);
+    if (!ValidDatagram(prefixes[i], length, inner[i].msg_hdr.msg_flags)) {
+      static int warned;
+      if (FirstTime(&warned)) RawLog(kLogError).Str("udp fd ").Int(fd).Str(": unexpected channel record").Emit();
+      msgs[i].msg_len = 0;
+      msgs[i].msg_hdr.msg_flags = 0;
+      continue;
+    }
+    msgs[i].msg_len = static_cast<unsigned>(FinishDatagram(m, prefixes[i], length, inner[i].msg_hdr.msg_flags, &msgs[i].msg_hdr));
+  }
+  return n;
 }
 
 bool ChannelNonBlocking(int fd) {
@@ -255,6 +305,11 @@ int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct
     return -1;
   }
   if (count > 1024) count = 1024;  // UIO_MAXIOV, as the kernel clamps
+  EnsureLinkWatcher();
+  if (count <= kBatch && !(flags & MSG_ERRQUEUE) && !(flags & MSG_OOB)) {
+    int n = ReceiveDatagramBatch(fd, m, msgs, count, flags, timeout);
+    if (n != -2) return n;
+  }
   struct timespec deadline {};
   if (timeout != nullptr) {
     clock_gettime(CLOCK_MONOTONIC, &deadline);
