@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "flow_hash.h"
 #include "log.h"
+#include "status_report.h"
 #include "service_notify.h"
 
 namespace reuseport::broker {
@@ -22,6 +23,7 @@ namespace reuseport::broker {
 Broker::Broker(BrokerOptions options) : options_(std::move(options)) {}
 
 Broker::~Broker() {
+  metrics_.reset();
   control_.reset();
   dispatcher_.reset();
 }
@@ -39,6 +41,14 @@ absl::Status Broker::Start() {
   control_ = std::make_unique<ControlServer>(loop_, registry_, *dispatcher_, options_.control);
   if (absl::Status s = control_->Start(); !s.ok()) return s;
   Log(Severity::kInfo, "serving on %s", options_.control.socket_path);
+  if (!options_.metrics_address.empty()) {
+    metrics_ = std::make_unique<MetricsHttpServer>(loop_, [this] {
+      return RenderStatus(StatusSources{registry_, dispatcher_->totals(), control_->totals(), control_->link_count()},
+                          RP_STATUS_PROMETHEUS);
+    });
+    if (absl::Status s = metrics_->Start(options_.metrics_address); !s.ok()) return s;
+    Log(Severity::kInfo, "metrics on http://%s/metrics", options_.metrics_address);
+  }
   loop_.SetAfterWake([this] {
     if (restart_requested_.exchange(0) != 0) StartSuccessor();
   });

@@ -17,6 +17,7 @@
 #include "control_server.h"
 #include "dispatcher.h"
 #include "event_loop.h"
+#include "metrics_http.h"
 #include "flow_hash.h"
 #include "registry.h"
 
@@ -26,6 +27,7 @@ struct BrokerOptions {
   ControlOptions control;
   DispatchOptions dispatch;
   int ready_fd = -1;  // written "READY=1\n" and closed once serving
+  std::string metrics_address;  // HOST:PORT to serve GET /metrics on; empty = none
   std::vector<std::string> argv;  // how we were started, for a successor
 };
 
@@ -57,6 +59,7 @@ class Broker {
   Registry registry_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<MetricsHttpServer> metrics_;
   std::atomic<int> restart_requested_{0};  // set by the SIGHUP handler
   int launcher_fd_ = -1;
 };

@@ -46,6 +46,8 @@ ABSL_FLAG(bool, drop_capabilities, true,
           "After start, keep only CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and CAP_SYS_PTRACE.");
 ABSL_FLAG(bool, selftest_forbidden_syscall, false,
           "For tests: once hardened, attempt a forbidden system call (execve) and report what happened.");
+ABSL_FLAG(std::string, metrics_address, "",
+          "Serve GET /metrics (Prometheus text) over HTTP on HOST:PORT, e.g. 127.0.0.1:9135; empty: off.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
 
 namespace {
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
   }
   options.ready_fd = absl::GetFlag(FLAGS_ready_fd);
   options.control.takeover = absl::GetFlag(FLAGS_takeover);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.argv = original_argv;
 
   std::string policy_path = absl::GetFlag(FLAGS_policy);
