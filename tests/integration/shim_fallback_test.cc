@@ -1,5 +1,7 @@
 // With no broker to reach, the shim behaves exactly like the old kernel and
 // says so once on stderr; with REUSEPORT_MODE=off it does nothing at all.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -71,6 +73,33 @@ TEST_F(ShimFallbackTest, ListedPortWithoutBrokerBindsOnceThenAddressInUse) {
   ASSERT_FALSE(two.ok());
   EXPECT_NE(std::string(two.status().message()).find("EADDRINUSE"), std::string::npos) << two.status();
   EXPECT_NE(std::string(two.status().message()).find("broker not reachable"), std::string::npos) << two.status();
+}
+
+TEST_F(ShimFallbackTest, AHungBrokerDelaysBindABoundedTimeThenOldKernelBehaviour) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE(broker->process().Signal(SIGSTOP).ok());
+  ASSERT_TRUE(WaitUntilStopped(broker->process().pid()).ok());
+  constexpr char kBind[] = R"(
+import socket, time
+t = time.time()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", 0))
+s.listen()
+print("bound", s.getsockname()[1], "after %.1f s" % (time.time() - t))
+)";
+  absl::Time start = absl::Now();
+  absl::StatusOr<Subprocess> p = Subprocess::Start(Python(kBind, broker->socket_path(), "auto"));
+  ASSERT_TRUE(p.ok());
+  absl::StatusOr<int> status = p->Wait(absl::Seconds(20));
+  absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(broker->process().Signal(SIGCONT).ok());
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << p->ReadStderr();
+  EXPECT_NE(p->ReadStdout().find("bound"), std::string::npos) << "the first bind works, as on the old kernel";
+  EXPECT_LT(took, absl::Seconds(6)) << "bounded by the shim's reply timeout (3 s)";
+  EXPECT_NE(p->ReadStderr().find("broker not reachable"), std::string::npos) << p->ReadStderr();
 }
 
 TEST_F(ShimFallbackTest, ModeOffLeavesTheKernelAlone) {
