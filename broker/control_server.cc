@@ -428,15 +428,8 @@ void ControlServer::CreateGroup(Link* link, const rp_header& h, UniqueFd socket,
 
 int ControlServer::CheckLimits(const Link* link, uid_t owner_uid, bool new_group) const {
   UidLimits limits = options_.policy.LimitsFor(link->creds.uid);
-  int members = 0, groups = 0;
-  for (const auto& [key, domain] : registry_.domains()) {
-    for (const auto& g : domain->groups) {
-      if (g->owner_uid == owner_uid) ++groups;
-      for (const auto& m : g->members) members += m->creds.uid == link->creds.uid;
-    }
-  }
-  if (members >= limits.members) return EDQUOT;
-  if (new_group && groups >= options_.policy.LimitsFor(owner_uid).groups) return EDQUOT;
+  if (registry_.MembersOf(link->creds.uid) >= limits.members) return EDQUOT;
+  if (new_group && registry_.GroupsOf(owner_uid) >= options_.policy.LimitsFor(owner_uid).groups) return EDQUOT;
   return 0;
 }
 

@@ -124,6 +124,7 @@ void Dispatcher::AddMember(Group* group, std::unique_ptr<Member> member) {
   m->channel_watch = loop_.Add(m->channel.get(), 0, [this, m](uint32_t events) {
     if (events & EPOLLOUT) OnChannelWritable(m);
   });
+  registry_.MemberAdded(m->creds.uid);
   group->members.push_back(std::move(member));
   ++group->members_joined;
   group->RebuildTable();
@@ -144,7 +145,10 @@ void Dispatcher::RemoveMember(Member* member) {
   member->channel_watch = nullptr;
   Recover(member);
   auto it = std::find_if(group->members.begin(), group->members.end(), [&](auto& m) { return m.get() == member; });
-  if (it != group->members.end()) group->members.erase(it);
+  if (it != group->members.end()) {
+    registry_.MemberRemoved(member->creds.uid);
+    group->members.erase(it);
+  }
   ++group->members_left;
   if (!group->members.empty()) return;
 

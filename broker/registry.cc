@@ -201,6 +201,7 @@ Group* Registry::AddGroup(PortDomain& domain, RealSocket* real, const rp_address
   g->owner_uid = uid;
   g->real = real;
   ++real->groups;
+  ++groups_by_uid_[uid];
   domain.groups.push_back(std::move(g));
   return domain.groups.back().get();
 }
@@ -209,7 +210,10 @@ std::unique_ptr<RealSocket> Registry::RemoveGroup(Group* group) {
   PortDomain* domain = group->domain;
   RealSocket* real = group->real;
   auto it = std::find_if(domain->groups.begin(), domain->groups.end(), [&](auto& g) { return g.get() == group; });
-  if (it != domain->groups.end()) domain->groups.erase(it);
+  if (it != domain->groups.end()) {
+    if (--groups_by_uid_[group->owner_uid] <= 0) groups_by_uid_.erase(group->owner_uid);
+    domain->groups.erase(it);
+  }
   std::unique_ptr<RealSocket> released;
   if (real != nullptr && --real->groups == 0) {
     auto rit = std::find_if(domain->reals.begin(), domain->reals.end(), [&](auto& r) { return r.get() == real; });
@@ -221,6 +225,21 @@ std::unique_ptr<RealSocket> Registry::RemoveGroup(Group* group) {
   DomainKey key = domain->key;
   DropDomainIfEmpty(key);
   return released;
+}
+
+void Registry::MemberRemoved(uid_t uid) {
+  auto it = members_by_uid_.find(uid);
+  if (it != members_by_uid_.end() && --it->second <= 0) members_by_uid_.erase(it);
+}
+
+int Registry::MembersOf(uid_t uid) const {
+  auto it = members_by_uid_.find(uid);
+  return it == members_by_uid_.end() ? 0 : it->second;
+}
+
+int Registry::GroupsOf(uid_t uid) const {
+  auto it = groups_by_uid_.find(uid);
+  return it == groups_by_uid_.end() ? 0 : it->second;
 }
 
 bool Registry::NeedsLocalAddress(const RealSocket& real) const { return real.groups > 1; }

@@ -173,10 +173,19 @@ class Registry {
 
   uint64_t NextId() { return ++last_id_; }
 
+  // Per-uid counts for the policy's limits, kept as groups and members come
+  // and go (a join must not cost a walk over every group).
+  void MemberAdded(uid_t uid) { ++members_by_uid_[uid]; }
+  void MemberRemoved(uid_t uid);
+  int MembersOf(uid_t uid) const;
+  int GroupsOf(uid_t uid) const;
+
   const absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>>& domains() const { return domains_; }
 
  private:
   absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>> domains_;
+  absl::flat_hash_map<uid_t, int> members_by_uid_;
+  absl::flat_hash_map<uid_t, int> groups_by_uid_;
   uint64_t last_id_ = 0;
 };
 
