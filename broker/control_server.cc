@@ -590,6 +590,14 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
   }
   rp_rejoin_request req;
   memcpy(&req, record.payload.data(), sizeof(req));
+  if (req.bound.family != AF_INET && req.bound.family != AF_INET6) {
+    Refuse(link, h, EAFNOSUPPORT, "bad-request", absl::StrFormat("address family %d", req.bound.family));
+    return;
+  }
+  if (req.protocol != RP_PROTO_TCP && req.protocol != RP_PROTO_UDP) {
+    Refuse(link, h, EPROTONOSUPPORT, "bad-request", absl::StrFormat("protocol %d", req.protocol));
+    return;
+  }
   for (int i = 0; i < 2; ++i) {
     int domain = 0, type = 0;
     socklen_t len = sizeof(int);

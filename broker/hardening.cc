@@ -52,7 +52,8 @@ constexpr const char* kAllowed[] = {
 // reporting; production builds never allow these. (LeakSanitizer's exit check
 // needs ptrace, so main.cc turns it off once the filter is in.)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr const char* kAllowedForSanitizers[] = {"sched_getaffinity", "prctl", "getdents64", "readlink", "kill"};
+constexpr const char* kAllowedForSanitizers[] = {"sched_getaffinity", "prctl", "getdents64", "readlink", "kill",
+                                                 "pipe", "pipe2"};
 #else
 constexpr const char* kAllowedForSanitizers[] = {"getpid"};
 #endif

@@ -88,6 +88,9 @@ int MatchScore(const rp_address& bound, bool v6only, const rp_address& local) {
 }
 
 bool Serves(const rp_address& socket, bool socket_v6only, const rp_address& a, bool a_v6only) {
+  if ((a.family != AF_INET && a.family != AF_INET6) || (socket.family != AF_INET && socket.family != AF_INET6)) {
+    return false;
+  }
   bool a_wildcard = IsWildcard(a);
   bool needs_v4 = a.family == AF_INET || IsV4Mapped(a) || (a.family == AF_INET6 && a_wildcard && !a_v6only);
   bool needs_v6 = a.family == AF_INET6 && !IsV4Mapped(a);

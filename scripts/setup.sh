@@ -11,6 +11,7 @@ packages=(
   python3 iproute2 util-linux procps curl
   nginx-light dnsmasq-base bind9-dnsutils
   manpages-dev
+  clang libclang-rt-14-dev llvm-14
 )
 missing=()
 for p in "${packages[@]}"; do

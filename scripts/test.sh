@@ -21,7 +21,7 @@ if [ "${REUSEPORT_SANITIZERS:-1}" = "1" ]; then
     esac
     echo "test: building with $sanitizer in $build-$kind"
     cmake -S "$repo" -B "$build-$kind" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREUSEPORT_SANITIZER="$sanitizer" \
-      -DREUSEPORT_BUILD_BENCHMARKS=OFF >/dev/null
+      -DREUSEPORT_BUILD_BENCHMARKS=OFF -DREUSEPORT_BUILD_FUZZERS=OFF >/dev/null
     cmake --build "$build-$kind" -j"$(nproc)" >/dev/null
   done
 else

@@ -1,19 +1,42 @@
 #include "broker_in_thread.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <string>
 #include <utility>
 
 namespace reuseport::fuzz {
+
+namespace {
+
+// The broker leaves files next to its socket (the flow key); the directory is
+// ours, so everything in it goes.
+void RemoveDirectory(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (struct dirent* entry = readdir(d)) {
+      std::string name = entry->d_name;
+      if (name != "." && name != "..") unlink((dir + "/" + name).c_str());
+    }
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+}
+
+}  // namespace
 
 using reuseport::broker::Broker;
 using reuseport::broker::BrokerOptions;
 
 BrokerInThread::BrokerInThread(reuseport::broker::Policy policy) {
-  char dir[] = "/tmp/rp-fuzz-XXXXXX";
-  if (mkdtemp(dir) == nullptr) {
-    status_ = absl::ErrnoToStatus(errno, "mkdtemp");
+  // Under $TMPDIR when set: run_fuzzer.sh points it at a directory it removes
+  // afterwards, as a crash skips our destructor.
+  const char* tmp = getenv("TMPDIR");
+  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/rp-fuzz-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    status_ = absl::ErrnoToStatus(errno, "mkdtemp " + dir);
     return;
   }
   dir_ = dir;
@@ -29,11 +52,8 @@ BrokerInThread::BrokerInThread(reuseport::broker::Policy policy) {
 BrokerInThread::~BrokerInThread() {
   if (broker_) broker_->Stop();
   if (thread_.joinable()) thread_.join();
-  broker_.reset();  // the control server removes its socket file
-  if (!dir_.empty()) {
-    unlink(socket_path_.c_str());
-    rmdir(dir_.c_str());
-  }
+  broker_.reset();
+  if (!dir_.empty()) RemoveDirectory(dir_);
 }
 
 }  // namespace reuseport::fuzz

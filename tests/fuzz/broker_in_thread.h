@@ -20,7 +20,8 @@ class BrokerInThread {
   // Starts serving on a new temporary directory's socket. On error, no thread
   // runs and status() says why.
   explicit BrokerInThread(reuseport::broker::Policy policy);
-  // Stops the loop, joins the thread and removes the directory.
+  // Stops the loop (if a TAKEOVER has not already), joins the thread, destroys
+  // the broker and removes the directory.
   ~BrokerInThread();
   BrokerInThread(const BrokerInThread&) = delete;
   BrokerInThread& operator=(const BrokerInThread&) = delete;

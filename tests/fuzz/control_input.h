@@ -11,16 +11,24 @@
 //                        RP_MAX_RECORD, so the kernel truncates it
 //              bit 5     pipeline: do not wait for this record's replies before
 //                        the next step (they are read at the end)
-//              bit 6     traffic: afterwards, connect to (TCP) or send a
-//                        datagram to (UDP) the group of the latest member reply
-//              bit 7     send the record 4 times
-//   u16 LE   record length L
-//   N bytes  one per fd: its kind, modulo kControlFdKindCount (0..15 are the
-//            kinds of fd_kinds.h; 16 is the member channel and 17 the group
-//            socket of the latest member reply, /dev/null before any)
+//              bit 6     traffic: after each sending, connect to (TCP) or send
+//                        a datagram to (UDP) the group of the latest member reply
+//              bit 7     send the record kRepeatCount times (with bit 5, enough
+//                        unread replies to fill the link's queue)
+//   u16 LE   record length L; 0xFFFF instead closes the step's link (after
+//            reading its replies), which its next step connects afresh: a
+//            member leaves while others stay
+//   N bytes  one per fd: its kind, modulo kControlFdKindCount: 0..15 are the
+//            kinds of fd_kinds.h; from the latest member reply, 16 is the
+//            member's channel, 17 the group socket and 18 the channel_peer;
+//            19 is one end of a new SOCK_SEQPACKET socketpair and 20 the other
+//            end of the latest such pair (a channel the broker never made, for
+//            REJOIN); 16-18 and 20 are /dev/null when there is none yet
 //   L bytes  the record (fewer if the input ends first)
 //
-// Steps are read while input remains; a step may send an empty record.
+// Steps are read while input remains; a step may send an empty record. A
+// TAKEOVER the broker would obey is not sent unless REUSEPORT_FUZZ_TAKEOVER=1
+// (control_fuzzer.cc says why).
 #ifndef REUSEPORT_TESTS_FUZZ_CONTROL_INPUT_H_
 #define REUSEPORT_TESTS_FUZZ_CONTROL_INPUT_H_
 
@@ -33,9 +41,14 @@
 namespace reuseport::fuzz {
 
 inline constexpr size_t kMaxSteps = 8;
-inline constexpr int kControlFdKindCount = 18;
+inline constexpr int kControlFdKindCount = 21;
 inline constexpr uint8_t kFdKindLatestChannel = 16;
 inline constexpr uint8_t kFdKindLatestGroupSocket = 17;
+inline constexpr uint8_t kFdKindLatestChannelPeer = 18;
+inline constexpr uint8_t kFdKindNewPair = 19;
+inline constexpr uint8_t kFdKindNewPairOtherEnd = 20;
+inline constexpr uint16_t kCloseLinkLength = 0xFFFF;
+inline constexpr int kRepeatCount = 64;
 
 struct ControlStep {
   int link = 0;  // 0 or 1
@@ -43,6 +56,7 @@ struct ControlStep {
   bool pipeline = false;
   bool traffic = false;
   int repeat = 1;
+  bool close_link = false;  // instead of sending anything
   std::vector<uint8_t> fd_kinds;  // each < kControlFdKindCount
   std::string record;
 };

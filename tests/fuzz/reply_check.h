@@ -23,6 +23,10 @@ struct SentRequest {
 
 SentRequest DescribeRequest(const std::string& bytes, size_t fd_count);
 
+// A TAKEOVER the broker will obey: it answers 0 and stops serving (by design:
+// a successor has its socket). The fuzzer then starts a new broker.
+bool IsObeyedTakeover(const SentRequest& request);
+
 // Traps (FUZZ_CHECK) on a reply that cannot be the answer to `request`.
 void CheckReply(const SentRequest& request, const reuseport::broker::Record& reply);
 
