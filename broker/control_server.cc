@@ -27,6 +27,18 @@ constexpr size_t kStatusChunk = 32u << 10;
 
 const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp" : "tcp"; }
 
+// What every admission (BIND, ATTACH, REJOIN) tells the member about the group it joined.
+rp_member_reply MemberReply(const Group& group, uint64_t member_id, bool listening) {
+  rp_member_reply reply{};
+  reply.bound = group.address;
+  reply.protocol = static_cast<uint8_t>(group.protocol);
+  reply.v6only = group.v6only;
+  reply.listening = listening ? 1 : 0;
+  reply.group_id = group.id;
+  reply.member_id = member_id;
+  return reply;
+}
+
 absl::Status MakeParentDirectory(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return absl::OkStatus();
@@ -465,12 +477,7 @@ void ControlServer::Admit(Link* link, const rp_header& request, Group* group, in
   member->channel_member = std::move(member_copy);
   member->key = static_cast<uint64_t>(st.st_ino);
 
-  rp_member_reply reply{};
-  reply.bound = group->address;
-  reply.protocol = static_cast<uint8_t>(group->protocol);
-  reply.v6only = group->v6only;
-  reply.group_id = group->id;
-  reply.member_id = member->id;
+  rp_member_reply reply = MemberReply(*group, member->id, false);
   uint64_t link_id = link->id;
   Reply(link, request, 0, &reply, sizeof(reply), {member_end.get(), broker_copy.get(), real_fd});
   if (!links_.contains(link_id)) {
@@ -543,13 +550,7 @@ void ControlServer::HandleAttach(Link* link, Record& record) {
     Refuse(link, h, errno, "resources", "dup failed");
     return;
   }
-  rp_member_reply reply{};
-  reply.bound = m->group->address;
-  reply.protocol = static_cast<uint8_t>(m->group->protocol);
-  reply.v6only = m->group->v6only;
-  reply.listening = m->listening ? 1 : 0;
-  reply.group_id = m->group->id;
-  reply.member_id = m->id;
+  rp_member_reply reply = MemberReply(*m->group, m->id, m->listening);
   uint64_t link_id = link->id;
   Reply(link, h, 0, &reply, sizeof(reply), {broker_copy.get(), m->group->real->fd.get()});
   if (!links_.contains(link_id)) return;
@@ -615,13 +616,7 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
   if (auto it = members_by_key_.find(key); it != members_by_key_.end()) {
     // Another process of a member that already rejoined (fork).
     Member* m = it->second;
-    rp_member_reply reply{};
-    reply.bound = m->group->address;
-    reply.protocol = static_cast<uint8_t>(m->group->protocol);
-    reply.v6only = m->group->v6only;
-    reply.listening = m->listening;
-    reply.group_id = m->group->id;
-    reply.member_id = m->id;
+    rp_member_reply reply = MemberReply(*m->group, m->id, m->listening);
     uint64_t link_id = link->id;
     Reply(link, h, 0, &reply, sizeof(reply));
     if (!links_.contains(link_id)) return;
@@ -679,13 +674,7 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
   member->channel_member = std::move(record.fds[0]);
   member->key = key;
   dispatcher_.PrepareChannel(member->channel.get(), group->protocol);
-  rp_member_reply reply{};
-  reply.bound = group->address;
-  reply.protocol = static_cast<uint8_t>(group->protocol);
-  reply.v6only = group->v6only;
-  reply.listening = req.listening;
-  reply.group_id = group->id;
-  reply.member_id = member->id;
+  rp_member_reply reply = MemberReply(*group, member->id, req.listening != 0);
   uint64_t link_id = link->id;
   Reply(link, h, 0, &reply, sizeof(reply));
   if (!links_.contains(link_id)) {

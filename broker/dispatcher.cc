@@ -36,6 +36,24 @@ void SetBuffer(int fd, int force_option, int option, int bytes) {
 
 void SetInt(int fd, int level, int name, int value) { setsockopt(fd, level, name, &value, sizeof(value)); }
 
+// Takes one record, unconsumed by the member, off its end of the channel without blocking.
+// Returns the record's size; 0 or less when nothing is left.
+ssize_t TakeUnconsumed(int member_end, char* buffer, size_t size, ExtractedFds* fds) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+  for (;;) {
+    struct iovec iov = {buffer, size};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(member_end, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n >= 0) *fds = ExtractFds(&msg, RP_MAX_FDS);
+    return n;
+  }
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key)
@@ -497,19 +515,11 @@ void Dispatcher::CheckStalls() {
 int Dispatcher::TakeBack(Member* member) {
   Group* group = member->group;
   int taken = 0;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
   char buffer[sizeof(rp_header) + sizeof(rp_connection)];
   for (;;) {
-    struct iovec iov = {buffer, sizeof(buffer)};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(member->channel_member.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
+    ExtractedFds fds;
+    ssize_t n = TakeUnconsumed(member->channel_member.get(), buffer, sizeof(buffer), &fds);
     if (n <= 0) break;
-    ExtractedFds fds = ExtractFds(&msg, RP_MAX_FDS);
     rp_header h;
     memcpy(&h, buffer, sizeof(h));
     if (static_cast<size_t>(n) != sizeof(buffer) || h.opcode != RP_OP_CONNECTION || fds.fds.size() != 1) continue;
@@ -530,18 +540,10 @@ int Dispatcher::TakeBack(Member* member) {
 void Dispatcher::Recover(Member* member) {
   Group* group = member->group;
   std::vector<char> buffer(RP_MAX_RECORD);
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
   for (;;) {
-    struct iovec iov = {buffer.data(), buffer.size()};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(member->channel_member.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
+    ExtractedFds fds;
+    ssize_t n = TakeUnconsumed(member->channel_member.get(), buffer.data(), buffer.size(), &fds);
     if (n <= 0) break;
-    ExtractedFds fds = ExtractFds(&msg, RP_MAX_FDS);
     if (static_cast<size_t>(n) < sizeof(rp_header)) continue;
     rp_header h;
     memcpy(&h, buffer.data(), sizeof(h));

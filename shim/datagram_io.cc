@@ -227,6 +227,14 @@ int ReceiveDatagramBatch(int fd, Member* m, struct mmsghdr* msgs, unsigned count
   return n;
 }
 
+// The member behind fd once its traffic comes through the broker; nullptr sends the call to the kernel as is
+// (not a member, or bound but not yet switched to its channel).
+Member* EmulatedMember(int fd) {
+  Member* m = LookupMemberOrAttach(fd);
+  if (m == nullptr || m->state == MemberState::kPending || m->state == MemberState::kBound) return nullptr;
+  return m;
+}
+
 bool ChannelNonBlocking(int fd) {
   int fl = Real().fcntl(fd, F_GETFL);
   return fl >= 0 && (fl & O_NONBLOCK);
@@ -235,8 +243,8 @@ bool ChannelNonBlocking(int fd) {
 }  // namespace
 
 ssize_t Recvmsg(int fd, struct msghdr* msg, int flags) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().recvmsg(fd, msg, flags);
   }
   if (IsListener(m)) {
@@ -251,8 +259,8 @@ ssize_t Recvmsg(int fd, struct msghdr* msg, int flags) {
 }
 
 ssize_t Recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* from_len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().recvfrom(fd, buf, len, flags, from, from_len);
   }
   if (IsListener(m)) {
@@ -273,16 +281,16 @@ ssize_t Recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from
 }
 
 ssize_t Read(int fd, void* buf, size_t len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().read(fd, buf, len);
   }
   return Recvfrom(fd, buf, len, 0, nullptr, nullptr);
 }
 
 ssize_t Readv(int fd, const struct iovec* iov, int count) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().readv(fd, iov, count);
   }
   if (count < 0) {
@@ -296,8 +304,8 @@ ssize_t Readv(int fd, const struct iovec* iov, int count) {
 }
 
 int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct timespec* timeout) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().recvmmsg(fd, msgs, count, flags, timeout);
   }
   if (IsListener(m)) {
@@ -340,8 +348,8 @@ int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct
 }
 
 ssize_t Sendmsg(int fd, const struct msghdr* msg, int flags) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().sendmsg(fd, msg, flags);
   }
   if (IsListener(m)) {
@@ -356,8 +364,8 @@ ssize_t Sendmsg(int fd, const struct msghdr* msg, int flags) {
 }
 
 ssize_t Sendto(int fd, const void* buf, size_t len, int flags, const struct sockaddr* to, socklen_t to_len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().sendto(fd, buf, len, flags, to, to_len);
   }
   if (IsListener(m)) {
@@ -374,16 +382,16 @@ ssize_t Sendto(int fd, const void* buf, size_t len, int flags, const struct sock
 }
 
 ssize_t Write(int fd, const void* buf, size_t len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().write(fd, buf, len);
   }
   return Sendto(fd, buf, len, 0, nullptr, 0);
 }
 
 ssize_t Writev(int fd, const struct iovec* iov, int count) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().writev(fd, iov, count);
   }
   if (count < 0) {
@@ -397,8 +405,8 @@ ssize_t Writev(int fd, const struct iovec* iov, int count) {
 }
 
 int Sendmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (__builtin_expect(m == nullptr, 1) || m->state == MemberState::kPending || m->state == MemberState::kBound) {
+  Member* m = EmulatedMember(fd);
+  if (__builtin_expect(m == nullptr, 1)) {
     return Real().sendmmsg(fd, msgs, count, flags);
   }
   if (IsListener(m)) {
