@@ -644,21 +644,6 @@ absl::StatusOr<InstalledBroker> StartInstalledBroker(const std::string& sbin, co
   return broker;
 }
 
-// A port free on 127.0.0.1 just now (the kernel's choice for port 0).
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 class InstalledProgramsTest : public InstallTest {
  protected:
   void StartBroker() {
@@ -684,7 +669,7 @@ class InstalledProgramsTest : public InstallTest {
   // Two servers on one port; another free port if someone took ours meanwhile.
   std::vector<MemberProcess> StartTwoServers(const std::string& prefix, const std::string& second_program = TcpMemberPath()) {
     for (int attempt = 0; attempt < 3; ++attempt) {
-      uint16_t port = FreePort();
+      uint16_t port = FreeLoopbackPort();
       absl::StatusOr<MemberProcess> first = StartMember(RunTcpServer(absl::StrCat(prefix, attempt, "a"), port));
       if (!first.ok()) {
         if (absl::StrContains(first.status().message(), "EADDRINUSE")) continue;

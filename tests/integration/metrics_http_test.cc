@@ -18,18 +18,6 @@
 namespace reuseport::testing {
 namespace {
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 int Connect(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a {};
@@ -68,7 +56,7 @@ class MetricsHttpTest : public ::testing::Test {
 };
 
 TEST_F(MetricsHttpTest, ScrapeShowsPerMemberCountersAndSlowClientsDoNotBlockIt) {
-  uint16_t metrics_port = FreePort();
+  uint16_t metrics_port = FreeLoopbackPort();
   BrokerOptions options;
   options.extra_flags = {"--metrics_address", absl::StrCat("127.0.0.1:", metrics_port)};
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);

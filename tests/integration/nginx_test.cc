@@ -24,19 +24,6 @@ constexpr int kWorkers = 3;
 
 std::string NginxPath() { return access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : "nginx"; }
 
-// A free port: bind to 0, read it, close (the tests own loopback here).
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string WriteConfig(const std::string& dir, uint16_t port) {
   std::string conf = dir + "/nginx.conf";
   std::ofstream out(conf);
@@ -99,7 +86,7 @@ class NginxTest : public ::testing::Test {
 };
 
 TEST_F(NginxTest, RefusedByTheOldKernelAlone) {
-  uint16_t port = FreePort();
+  uint16_t port = FreeLoopbackPort();
   SubprocessOptions p;
   p.argv = {NginxPath(), "-c", WriteConfig(dir_.path(), port), "-p", dir_.path()};
   UnderLegacyKernel(&p);
@@ -116,7 +103,7 @@ TEST_F(NginxTest, RefusedByTheOldKernelAlone) {
 TEST_F(NginxTest, WorkersShareThePortThroughTheShimAndSplitTheLoad) {
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(broker.ok()) << broker.status();
-  uint16_t port = FreePort();
+  uint16_t port = FreeLoopbackPort();
   SubprocessOptions p;
   p.argv = {NginxPath(), "-c", WriteConfig(dir_.path(), port), "-p", dir_.path()};
   WithShim(&p, broker->socket_path());

@@ -1,6 +1,8 @@
 #include "reuseport_fixture.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -175,6 +177,21 @@ std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
   }
   if (missing + duplicated + unknown == 0) return "";
   return absl::StrFormat("%d missing, %d served twice, %d unexpected: %s", missing, duplicated, unknown, problems);
+}
+
+uint16_t FreeLoopbackPort(int type) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::string DescribeShares(const std::map<std::string, int>& per_member, int total) {

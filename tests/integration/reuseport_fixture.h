@@ -4,6 +4,9 @@
 #ifndef REUSEPORT_TESTS_INTEGRATION_REUSEPORT_FIXTURE_H_
 #define REUSEPORT_TESTS_INTEGRATION_REUSEPORT_FIXTURE_H_
 
+#include <sys/socket.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -69,6 +72,9 @@ absl::StatusOr<int> SettledFdCount(pid_t pid);
 // A member program (tests/members or any argv) under the legacy kernel with the shim.
 MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
                             const BrokerProcess& broker, const std::string& mode = "auto");
+
+// A port of 127.0.0.1 free just now for `type` (the kernel's choice for port 0); 0 if none.
+uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
 
 // A temporary directory every uid may write (members may run as nobody).
 TempDir MakeTestDir();

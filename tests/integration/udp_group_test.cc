@@ -212,18 +212,7 @@ std::string WriteDigBatch(const std::string& dir, int queries, uint16_t port) {
 
 TEST_F(UdpGroupTest, SeveralDnsmasqInstancesAnswerOnOnePort) {
   const int instances = 3;
-  uint16_t port = 0;
-  {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a {};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<struct sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-    close(fd);
-  }
+  uint16_t port = FreeLoopbackPort(SOCK_DGRAM);
   std::vector<Subprocess> servers;
   for (int i = 1; i <= instances; ++i) {
     SubprocessOptions p;
