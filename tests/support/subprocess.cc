@@ -11,9 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -225,10 +231,65 @@ absl::Status ErrnoError(absl::string_view what, int error) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
 }
 
+// The children of this process, from /proc (a subreaper's adopted orphans included).
+std::vector<pid_t> ChildrenOfThisProcess() {
+  std::vector<pid_t> children;
+  pid_t self = getpid();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return children;
+  while (struct dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    long pid = strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so parse after the last ')'.
+    size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0;
+    if (sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
+      children.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  closedir(proc);
+  return children;
+}
+
+// Kills and reaps every child left, repeatedly: killing one hands its own children to us.
+void KillAdoptedOrphans() {
+  for (int round = 0; round < 64; ++round) {
+    std::vector<pid_t> children = ChildrenOfThisProcess();
+    if (children.empty()) return;
+    for (pid_t pid : children) kill(pid, SIGKILL);
+    for (pid_t pid : children) {
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+}
+
+// A member's forked workers, a daemon that double-forked and a broker's successor outlive the
+// child a test started and killed. As a subreaper (Linux 3.4) this process inherits them instead
+// of init, and kills whatever is left when it exits, so no test leaves processes behind.
+// Per process: a forked copy of this one is no subreaper until it asks again.
+void AdoptOrphansOnce() {
+  static std::mutex mutex;
+  static pid_t adopting = 0;
+  static bool registered = false;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (adopting == getpid()) return;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return;
+  adopting = getpid();
+  if (!registered) registered = atexit(KillAdoptedOrphans) == 0;
+}
+
 }  // namespace
 
 absl::StatusOr<Subprocess> Subprocess::Start(const SubprocessOptions& options) {
   if (options.argv.empty()) return absl::InvalidArgumentError("Subprocess: empty argv");
+  AdoptOrphansOnce();
   std::vector<std::string> env = BuildEnvironment(options);
   std::string path_var = LookupVariable(env, "PATH");
   absl::StatusOr<std::string> program =

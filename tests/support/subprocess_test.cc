@@ -175,6 +175,35 @@ TEST(SubprocessTest, DestructorKillsAndReaps) {
   EXPECT_EQ(errno, ECHILD);
 }
 
+TEST(SubprocessTest, GrandchildrenDieWhenTheTestProcessExits) {
+  // A server's forked workers and a daemon outlive the child a test kills; the test
+  // process adopts them and kills them as it exits. A forked copy plays the test process.
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  pid_t test_process = fork();
+  ASSERT_GE(test_process, 0);
+  if (test_process == 0) {
+    close(report[0]);
+    absl::StatusOr<Subprocess> shell = Subprocess::Start(Shell("sleep 300 </dev/null >/dev/null 2>&1 & echo $!"));
+    if (!shell.ok() || !shell->Wait(kWait).ok()) _exit(2);
+    std::string pid = shell->ReadStdout();
+    if (write(report[1], pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) _exit(3);
+    exit(0);  // runs the exit handlers, as a test binary's main returning does
+  }
+  close(report[1]);
+  char buffer[32] = {};
+  ssize_t n = read(report[0], buffer, sizeof(buffer) - 1);
+  close(report[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(test_process, &status, 0), test_process);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+  ASSERT_GT(n, 0);
+  pid_t sleeper = static_cast<pid_t>(atoi(buffer));
+  ASSERT_GT(sleeper, 0);
+  EXPECT_EQ(kill(sleeper, 0), -1) << "the orphaned sleep " << sleeper << " outlived the test process";
+  EXPECT_EQ(errno, ESRCH);
+}
+
 TEST(SubprocessTest, LeavesNoFdsBehind) {
   ASSERT_OK_AND_ASSIGN(int before, CountOpenFds(getpid()));
   {
