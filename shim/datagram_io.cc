@@ -229,7 +229,7 @@ int ReceiveDatagramBatch(int fd, Member* m, struct mmsghdr* msgs, unsigned count
 
 // The member behind fd once its traffic comes through the broker; nullptr sends the call to the kernel as is
 // (not a member, or bound but not yet switched to its channel).
-Member* EmulatedMember(int fd) {
+inline __attribute__((always_inline)) Member* EmulatedMember(int fd) {
   Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending || m->state == MemberState::kBound) return nullptr;
   return m;

@@ -63,6 +63,7 @@ int CloseSpan(unsigned int first, unsigned int last, int flags) {
 }  // namespace
 
 int Close(int fd) {
+  if (!ShimEngaged()) return Real().close(fd);
   if (__builtin_expect(IsPrivateFd(fd), 0)) {
     if (InVforkChild()) return Real().close(fd);  // its own fd table; our memory is the parent's
     errno = EBADF;  // not open, as far as the program can know

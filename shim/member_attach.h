@@ -16,6 +16,7 @@ Member* AttachInheritedChannel(int fd);
 // The member of fd, recognising an inherited channel on first use. The hot
 // path of the hooks that can meet one.
 inline Member* LookupMemberOrAttach(int fd) {
+  if (!ShimEngaged()) return nullptr;
   Member* m = LookupMember(fd);
   if (__builtin_expect(m != nullptr, 0)) return m;
   if (__builtin_expect(MaybeInheritedChannel(fd), 0)) return AttachInheritedChannel(fd);

@@ -38,6 +38,7 @@ bool EnsureTables() {
   }
   g_members = static_cast<Member*>(members);
   __atomic_store_n(&g_slots, static_cast<uint16_t*>(slots), __ATOMIC_RELEASE);
+  MarkEngaged();
   return true;
 }
 
@@ -50,6 +51,10 @@ void CloseIfOpen(int* fd) {
 }
 
 }  // namespace
+
+uint8_t g_engaged = 0;
+
+void MarkEngaged() { __atomic_store_n(&g_engaged, 1, __ATOMIC_RELEASE); }
 
 Member* LookupMember(int fd) {
   uint16_t* slots = __atomic_load_n(&g_slots, __ATOMIC_ACQUIRE);

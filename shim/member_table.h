@@ -53,6 +53,13 @@ struct Member {
   socklen_t peer_len;
 };
 
+// Nonzero once the shim has anything to look up (a member exists, or fds
+// inherited across exec may be channels). Until then a hook on an fd costs one
+// load and a branch before it calls libc.
+extern uint8_t g_engaged;
+inline bool ShimEngaged() { return __builtin_expect(__atomic_load_n(&g_engaged, __ATOMIC_RELAXED) != 0, 0); }
+void MarkEngaged();
+
 // The member a program fd refers to, or null. The hot path of every hook.
 Member* LookupMember(int fd);
 

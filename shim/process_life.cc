@@ -89,6 +89,7 @@ void FindInheritedChannels() {
       if (LooksLikeChannel(fd)) {
         g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
         g_have_candidates = 1;
+        MarkEngaged();
       }
     }
   }
