@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "batch_io.h"
 #include "log.h"
 #include "reuseport/address_codec.h"
 #include "socket_facts.h"
@@ -340,10 +341,10 @@ void Dispatcher::OnUdpReadable(RealSocket* real) {
       msgs[i].msg_hdr.msg_control = controls[i];
       msgs[i].msg_hdr.msg_controllen = kControl;
     }
-    int n = recvmmsg(real->fd.get(), msgs, kUdpBatch, MSG_DONTWAIT, nullptr);
+    int n = ReceiveBatch(real->fd.get(), msgs, kUdpBatch, MSG_DONTWAIT);
     if (n <= 0) {
       if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        LogLimited("udp-recv", Severity::kWarning, "recvmmsg on %s: %s", FormatAddress(real->address), strerror(errno));
+        LogLimited("udp-recv", Severity::kWarning, "receiving on %s: %s", FormatAddress(real->address), strerror(errno));
       }
       return;
     }
@@ -432,7 +433,7 @@ void Dispatcher::SendDatagrams(OutgoingDatagram* out, int count) {
     }
     int sent;
     do {
-      sent = sendmmsg(m->channel.get(), msgs, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+      sent = SendBatch(m->channel.get(), msgs, k, MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
       if (errno != EAGAIN && errno != ENOBUFS) {
