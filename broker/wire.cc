@@ -133,14 +133,7 @@ ReceiveResult ReceiveRecord(int fd, std::vector<char>& buffer) {
 }
 
 rp_header MakeHeader(uint16_t opcode, uint32_t payload_size, uint64_t request_id) {
-  rp_header h{};
-  h.magic = RP_MAGIC;
-  h.version = RP_VERSION;
-  h.header_size = sizeof(rp_header);
-  h.opcode = opcode;
-  h.payload_size = payload_size;
-  h.request_id = request_id;
-  return h;
+  return rp_request_header(opcode, payload_size, request_id);
 }
 
 rp_header MakeReply(const rp_header& request, int status, uint32_t payload_size) {

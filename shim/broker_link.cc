@@ -77,13 +77,8 @@ int ConnectBroker() {
 int CallBroker(int link, uint16_t opcode, const void* payload, uint32_t payload_size, const int* fds,
                int fd_count, BrokerReply* reply) {
   memset(reply, 0, sizeof(*reply));
-  struct rp_header header {};
-  header.magic = RP_MAGIC;
-  header.version = RP_VERSION;
-  header.header_size = sizeof(header);
-  header.opcode = opcode;
-  header.payload_size = payload_size;
-  header.request_id = __atomic_fetch_add(&g_next_request_id, 1, __ATOMIC_RELAXED);
+  struct rp_header header =
+      rp_request_header(opcode, payload_size, __atomic_fetch_add(&g_next_request_id, 1, __ATOMIC_RELAXED));
 
   struct iovec iov[2] = {{&header, sizeof(header)}, {const_cast<void*>(payload), payload_size}};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];

@@ -95,6 +95,12 @@ struct rp_header {
   uint32_t reserved;     /* 0 */
 };
 
+/* A request header: every fixed field set, flags and status 0. */
+static inline struct rp_header rp_request_header(uint16_t opcode, uint32_t payload_size, uint64_t request_id) {
+  struct rp_header h = {RP_MAGIC, RP_VERSION, sizeof(struct rp_header), opcode, 0, payload_size, request_id, 0, 0};
+  return h;
+}
+
 /* An IPv4 or IPv6 socket address. family is AF_INET (2) or AF_INET6 (10). */
 struct rp_address {
   uint16_t family;

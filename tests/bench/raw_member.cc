@@ -12,21 +12,6 @@
 
 namespace reuseport::bench {
 
-namespace {
-
-rp_header Header(uint16_t opcode, uint32_t payload_size, uint64_t request_id) {
-  rp_header h{};
-  h.magic = RP_MAGIC;
-  h.version = RP_VERSION;
-  h.header_size = sizeof(rp_header);
-  h.opcode = opcode;
-  h.payload_size = payload_size;
-  h.request_id = request_id;
-  return h;
-}
-
-}  // namespace
-
 RawMember& RawMember::operator=(RawMember&& other) noexcept {
   if (this != &other) {
     Close();
@@ -93,7 +78,7 @@ int RawMember::Bind(int socket_fd, uint16_t port, uint16_t* bound_port) {
     rp_header h;
     rp_bind_request b;
   } msg{};
-  msg.h = Header(RP_OP_BIND, sizeof(rp_bind_request), id);
+  msg.h = rp_request_header(RP_OP_BIND, sizeof(rp_bind_request), id);
   msg.b.address.family = AF_INET;
   msg.b.address.port = port;
   uint32_t lo = htonl(INADDR_LOOPBACK);
@@ -125,7 +110,7 @@ int RawMember::Listen(int backlog) {
     rp_header h;
     rp_listen_request l;
   } msg{};
-  msg.h = Header(RP_OP_LISTEN, sizeof(rp_listen_request), id);
+  msg.h = rp_request_header(RP_OP_LISTEN, sizeof(rp_listen_request), id);
   msg.l.backlog = backlog;
   if (send(link_, &msg, sizeof(msg), MSG_NOSIGNAL) < 0) return -1;
   return ReadReply(id, nullptr, 0);

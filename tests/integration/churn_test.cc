@@ -155,11 +155,7 @@ int JoinAndLeave(const std::string& socket_path, uint16_t port) {
     rp_header h;
     rp_bind_request b;
   } msg{};
-  msg.h.magic = RP_MAGIC;
-  msg.h.version = RP_VERSION;
-  msg.h.header_size = sizeof(rp_header);
-  msg.h.opcode = RP_OP_BIND;
-  msg.h.payload_size = sizeof(rp_bind_request);
+  msg.h = rp_request_header(RP_OP_BIND, sizeof(rp_bind_request), 0);
   msg.b.address.family = AF_INET;
   msg.b.address.port = port;
   uint32_t lo = htonl(INADDR_LOOPBACK);

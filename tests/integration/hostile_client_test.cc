@@ -36,14 +36,7 @@ int Connect(const std::string& path) {
 }
 
 rp_header Header(uint16_t opcode, uint32_t payload_size, uint64_t id = 1) {
-  rp_header h{};
-  h.magic = RP_MAGIC;
-  h.version = RP_VERSION;
-  h.header_size = sizeof(h);
-  h.opcode = opcode;
-  h.payload_size = payload_size;
-  h.request_id = id;
-  return h;
+  return rp_request_header(opcode, payload_size, id);
 }
 
 // Sends bytes with fds; returns the reply's status, -1 for no reply (closed),

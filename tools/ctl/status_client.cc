@@ -51,12 +51,7 @@ absl::StatusOr<std::string> FetchStatus(const std::string& socket_path, rp_statu
     rp_header header;
     rp_status_request request;
   } message{};
-  message.header.magic = RP_MAGIC;
-  message.header.version = RP_VERSION;
-  message.header.header_size = sizeof(rp_header);
-  message.header.opcode = RP_OP_STATUS;
-  message.header.payload_size = sizeof(rp_status_request);
-  message.header.request_id = 1;
+  message.header = rp_request_header(RP_OP_STATUS, sizeof(rp_status_request), 1);
   message.request.format = format;
   if (send(fd.get(), &message, sizeof(message), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(message))) {
     return absl::ErrnoToStatus(errno, "send");
