@@ -91,35 +91,30 @@ std::string WithUnit(const std::string& number, const std::string& unit) {
 
 void Report::AtLeast(const std::string& id, const std::string& what, const Spread& s, double goal, int decimals,
                      const std::string& unit) {
-  TargetRow r;
-  r.id = id;
-  r.what = what;
-  r.measured = WithUnit(FormatSpread(s, decimals), unit);
-  r.value = s.median;
-  r.goal = WithUnit(absl::StrCat(">= ", FormatNumber(goal, decimals)), unit);
-  bool met = s.n > 0 && s.median >= goal;
-  r.verdict = met ? Verdict::kMet : Verdict::kNotMet;
-  double d = std::fabs(s.median - goal);
-  r.margin = s.n == 0 ? "not measured"
-                      : WithUnit(absl::StrCat(met ? "+" : "short by ", FormatNumber(d, decimals)), unit);
-  rows_.push_back(r);
+  Bound(id, what, s, goal, decimals, unit, true);
 }
 
 void Report::AtMost(const std::string& id, const std::string& what, const Spread& s, double goal, int decimals,
                     const std::string& unit) {
+  Bound(id, what, s, goal, decimals, unit, false);
+}
+
+void Report::Bound(const std::string& id, const std::string& what, const Spread& s, double goal, int decimals,
+                   const std::string& unit, bool at_least) {
   TargetRow r;
   r.id = id;
   r.what = what;
   r.measured = WithUnit(FormatSpread(s, decimals), unit);
   r.value = s.median;
-  r.goal = WithUnit(absl::StrCat("<= ", FormatNumber(goal, decimals)), unit);
-  bool met = s.n > 0 && s.median <= goal;
+  r.goal = WithUnit(absl::StrCat(at_least ? ">= " : "<= ", FormatNumber(goal, decimals)), unit);
+  bool met = s.n > 0 && (at_least ? s.median >= goal : s.median <= goal);
   r.verdict = met ? Verdict::kMet : Verdict::kNotMet;
   double d = std::fabs(s.median - goal);
-  r.margin = s.n == 0 ? "not measured"
-                      : WithUnit(absl::StrCat(met ? "-" : "over by ", FormatNumber(d, decimals)), unit);
+  const char* sign = at_least ? (met ? "+" : "short by ") : (met ? "-" : "over by ");
+  r.margin = s.n == 0 ? "not measured" : WithUnit(absl::StrCat(sign, FormatNumber(d, decimals)), unit);
   rows_.push_back(r);
 }
+
 
 void Report::Judged(const std::string& id, const std::string& what, const std::string& measured, double value,
                     const std::string& goal, bool met, const std::string& margin) {

@@ -89,6 +89,9 @@ class Report {
   const std::vector<TargetRow>& rows() const { return rows_; }
 
  private:
+  void Bound(const std::string& id, const std::string& what, const Spread& spread, double goal, int decimals,
+             const std::string& unit, bool at_least);
+
   std::vector<TargetRow> rows_;
   std::vector<std::pair<std::string, std::string>> sections_;
   std::vector<RatioBar> bars_;

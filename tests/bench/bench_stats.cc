@@ -66,4 +66,15 @@ double MaxOverMin(const std::vector<double>& counts) {
   return *lo <= 0 ? std::numeric_limits<double>::infinity() : *hi / *lo;
 }
 
+Spread PairedRatio(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> paired;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (b[i] > 0) paired.push_back(a[i] / b[i]);
+  }
+  Spread s = Summarize(paired);
+  double base = Median(b);
+  s.median = base > 0 ? Median(a) / base : 0;
+  return s;
+}
+
 }  // namespace reuseport::bench

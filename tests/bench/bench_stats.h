@@ -20,6 +20,10 @@ struct Spread {
 };
 Spread Summarize(const std::vector<double>& values);
 
+// a / b of measurements made in pairs (a[i] right after or alongside b[i]):
+// the ratio of the medians, with the range of the per-pair ratios.
+Spread PairedRatio(const std::vector<double>& a, const std::vector<double>& b);
+
 // "12,345 (12,001-12,777)" with `decimals` decimals; thousands separated.
 std::string FormatSpread(const Spread& s, int decimals);
 std::string FormatNumber(double v, int decimals);

@@ -27,18 +27,6 @@ struct ReadResult {
   double paired_percent = 0;            // read() over libc's read, alternating chunks
 };
 
-// Paired ratios (a[i] / b[i]) with the ratio of the medians as the figure.
-Spread PairedRatio(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> paired;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (b[i] > 0) paired.push_back(a[i] / b[i]);
-  }
-  Spread s = Summarize(paired);
-  double base = Median(b);
-  s.median = base > 0 ? Median(a) / base : 0;
-  return s;
-}
-
 Spread PercentOver(const Spread& ratio) {
   Spread p = ratio;
   p.median = 100 * (ratio.median - 1);

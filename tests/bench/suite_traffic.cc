@@ -38,19 +38,6 @@ std::vector<double> Field(const std::vector<T>& trials, double T::*field) {
   return v;
 }
 
-// The ratio of the medians, with the range of the paired per-repetition
-// ratios (trials of the same repetition ran back to back).
-Spread RatioSpread(const std::vector<double>& mode, const std::vector<double>& native) {
-  std::vector<double> paired;
-  for (size_t i = 0; i < mode.size() && i < native.size(); ++i) {
-    if (native[i] > 0) paired.push_back(mode[i] / native[i]);
-  }
-  Spread s = Summarize(paired);
-  double base = Median(native);
-  s.median = base > 0 ? Median(mode) / base : 0;
-  return s;
-}
-
 std::vector<double> Deltas(const std::vector<uint64_t>& after, const std::vector<uint64_t>& before) {
   std::vector<double> d;
   for (size_t i = 0; i < after.size(); ++i) d.push_back(static_cast<double>(after[i] - (i < before.size() ? before[i] : 0)));
@@ -148,7 +135,7 @@ bool BenchSuite::TcpShort() {
   for (ShareMode mode : kModes) {
     const std::vector<Trial>& t = trials[mode];
     Spread rate = Summarize(Field(t, &Trial::rate));
-    Spread ratio = RatioSpread(rate.values, native);
+    Spread ratio = PairedRatio(rate.values, native);
     Spread fair = Summarize(Field(t, &Trial::fairness));
     Spread cpu = Summarize(Field(t, &Trial::cpu_us));
     Spread broker = Summarize(Field(t, &Trial::broker_us));
@@ -314,9 +301,9 @@ bool BenchSuite::TcpPersistent() {
   for (ShareMode mode : kModes) {
     const std::vector<Trial>& t = trials[mode];
     Spread rate = Summarize(Field(t, &Trial::rate));
-    Spread ratio = RatioSpread(rate.values, native_rate);
+    Spread ratio = PairedRatio(rate.values, native_rate);
     Spread p50 = Summarize(Field(t, &Trial::p50)), p99 = Summarize(Field(t, &Trial::p99));
-    Spread p50_ratio = RatioSpread(p50.values, native_p50), p99_ratio = RatioSpread(p99.values, native_p99);
+    Spread p50_ratio = PairedRatio(p50.values, native_p50), p99_ratio = PairedRatio(p99.values, native_p99);
     Spread cpu = Summarize(Field(t, &Trial::cpu_us)), broker = Summarize(Field(t, &Trial::broker_us));
     Spread fair = Summarize(Field(t, &Trial::fairness));
     double failed = 0;
@@ -428,7 +415,7 @@ bool BenchSuite::Udp() {
       const std::vector<Trial>& t = s[mode];
       Spread sent = Summarize(Field(t, &Trial::sent_rate));
       Spread rate = Summarize(Field(t, &Trial::rate));
-      Spread ratio = RatioSpread(rate.values, native);
+      Spread ratio = PairedRatio(rate.values, native);
       std::vector<double> loss_pct;
       for (double l : Field(t, &Trial::loss)) loss_pct.push_back(100 * l);
       Spread loss = Summarize(loss_pct);
