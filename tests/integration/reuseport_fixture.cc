@@ -4,8 +4,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -179,19 +183,38 @@ std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
   return absl::StrFormat("%d missing, %d served twice, %d unexpected: %s", missing, duplicated, unknown, problems);
 }
 
-uint16_t FreeLoopbackPort(int type) {
+namespace {
+
+bool LoopbackPortFree(int type, uint16_t port) {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
+  if (fd < 0) return false;
   struct sockaddr_in a {};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
+  a.sin_port = htons(port);
+  bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   close(fd);
-  return port;
+  return free;
+}
+
+}  // namespace
+
+uint16_t FreeLoopbackPort(int /*type*/) {
+  // The kernel's choice for port 0 is an ephemeral port, which a concurrent
+  // test's connect() may take as a source port the next moment: once, under
+  // ASan, dnsmasq's TCP bind lost that race. Choose below the range instead.
+  int low = 32768;
+  if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
+    if (fscanf(f, "%d", &low) != 1) low = 32768;
+    fclose(f);
+  }
+  const int first = 10000, span = std::max(low - first, 1000);
+  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u ^ static_cast<unsigned>(time(nullptr));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    uint16_t port = static_cast<uint16_t>(first + rand_r(&seed) % span);
+    if (LoopbackPortFree(SOCK_STREAM, port) && LoopbackPortFree(SOCK_DGRAM, port)) return port;
+  }
+  return 0;
 }
 
 std::string DescribeShares(const std::map<std::string, int>& per_member, int total) {

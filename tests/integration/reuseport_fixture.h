@@ -73,7 +73,10 @@ absl::StatusOr<int> SettledFdCount(pid_t pid);
 MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
                             const BrokerProcess& broker, const std::string& mode = "auto");
 
-// A port of 127.0.0.1 free just now for `type` (the kernel's choice for port 0); 0 if none.
+// A port of 127.0.0.1 free just now for both TCP and UDP, below the ephemeral
+// range, so that no client socket of a test running alongside is given it as
+// its source port (servers such as dnsmasq bind both protocols); 0 if none.
+// `type` is kept for the callers' clarity: the port is free for both.
 uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
 
 // A temporary directory every uid may write (members may run as nobody).
