@@ -280,6 +280,18 @@ void ControlServer::Handle(Link* link, Record& record) {
   }
 }
 
+// Uids the broker's user namespace does not map all look like the overflow
+// uid: grouping by it would let different users share a port.
+bool ControlServer::RefuseUnmappedUid(Link* link, const rp_header& h, uid_t owner_uid) {
+  if (!UidMayBeUnmapped(owner_uid) && !UidMayBeUnmapped(link->creds.uid)) return false;
+  Refuse(link, h, EACCES, "unmapped-uid",
+         absl::StrFormat("uid %d is the overflow uid: the socket's owner is not mapped in the broker's user "
+                         "namespace, so it cannot be told from other unmapped users; run a broker in the "
+                         "members' user namespace",
+                         owner_uid));
+  return true;
+}
+
 void ControlServer::HandleBind(Link* link, Record& record) {
   const rp_header& h = record.header;
   if (link->member != nullptr) {
@@ -312,6 +324,7 @@ void ControlServer::HandleBind(Link* link, Record& record) {
     Refuse(link, h, EPROTOTYPE, "bad-socket", "the socket is not of the protocol and family asked for");
     return;
   }
+  if (RefuseUnmappedUid(link, h, facts->owner_uid)) return;
   if (facts->connected || (facts->listening && !facts->bound)) {
     Refuse(link, h, EISCONN, "bad-socket", "the socket is connected");
     return;
@@ -629,6 +642,7 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
     Refuse(link, h, EINVAL, "bad-socket", "REJOIN needs the group's bound socket");
     return;
   }
+  if (RefuseUnmappedUid(link, h, facts->owner_uid)) return;
   if (req.bound.port != facts->address.port || !Serves(facts->address, facts->v6only, req.bound, req.v6only)) {
     Refuse(link, h, EINVAL, "bad-request", "the group socket does not serve the address given");
     return;

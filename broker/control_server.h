@@ -101,6 +101,7 @@ class ControlServer {
   void CreateGroup(Link* link, const rp_header& request, UniqueFd socket, const SocketFacts& facts, PortDomain& domain);
   // 0, or EDQUOT when `uid` already holds what its limits allow.
   int CheckLimits(const Link* link, uid_t owner_uid, bool new_group) const;
+  bool RefuseUnmappedUid(Link* link, const rp_header& h, uid_t owner_uid);
 
   void Reply(Link* link, const rp_header& request, int status, const void* payload, size_t payload_size,
              const std::vector<int>& fds = {});

@@ -78,6 +78,24 @@ bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability) {
   return false;
 }
 
+bool UidMayBeUnmapped(uid_t uid) {
+  // Read once: neither changes for a running process (uid_map is written once).
+  static const uid_t overflow = [] {
+    unsigned v = 65534;
+    std::ifstream in("/proc/sys/kernel/overflowuid");
+    if (!(in >> v)) v = 65534;
+    return static_cast<uid_t>(v);
+  }();
+  static const bool maps_every_uid = [] {
+    std::ifstream in("/proc/self/uid_map");
+    if (!in) return true;  // no user namespaces (or before 3.5): one namespace, every uid real
+    uint64_t inside = 0, outside = 0, count = 0, covered = 0;
+    while (in >> inside >> outside >> count) covered += count;
+    return covered >= 0xffffffffull;
+  }();
+  return !maps_every_uid && uid == overflow;
+}
+
 NamespaceId OwnNetworkNamespace() {
   struct stat st {};
   if (stat("/proc/self/ns/net", &st) == 0) return IdOf(st);

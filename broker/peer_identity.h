@@ -31,6 +31,13 @@ std::string CommandName(pid_t pid);
 // another namespace says nothing about ours). False when anything cannot be read.
 bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability);
 
+// True when `uid`, as the broker sees it, may be a uid its user namespace does
+// not map: the kernel shows every such uid as the overflow uid
+// (/proc/sys/kernel/overflowuid, 65534), so two different users would look
+// the same and could share a group. Only possible when the broker's namespace
+// does not map every uid (it runs in a container's user namespace).
+bool UidMayBeUnmapped(uid_t uid);
+
 // A network namespace's identity: (st_dev, st_ino) of its nsfs inode.
 struct NamespaceId {
   uint64_t dev = 0;

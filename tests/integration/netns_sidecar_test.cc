@@ -330,5 +330,62 @@ TEST_F(NetnsSidecarTest, UdpGroupsOnTheSamePortInTwoNamespacesStaySeparate) {
   EXPECT_EQ((*groups[key_b])["datagrams"].AsNumber(), in_b.datagrams_sent);
 }
 
+// A broker in a user namespace of its own (a rootless container's, which maps
+// only its root) sees every host uid it does not map as the overflow uid. Two
+// different users would then look alike and could share a port; the broker
+// must refuse them instead. The broker gets a network namespace too, so that
+// it can tell which namespace a socket is in (SIOCGSKNS wants CAP_NET_ADMIN
+// there); the members enter that namespace.
+TEST(UnmappedUidTest, UsersTheBrokersNamespaceDoesNotMapAreRefusedNotMerged) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for user and network namespaces";
+  TempDir dir = MakeTestDir();
+  BrokerOptions options;
+  // Not under the 3.2 runner: user namespaces that can hold a broker came with
+  // 3.8, and without SIOCGSKNS (4.9) a broker in one cannot read host
+  // processes' /proc/PID/ns/net, so it refuses them as "unknown-netns" before
+  // the uid rule is reached.
+  options.legacy_kernel = false;
+  options.wrapper = {"unshare", "--user", "--net", "--map-root-user", "--", "sh", "-c",
+                     "ip link set lo up && exec \"$0\" \"$@\""};
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir.path(), options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  int broker_netns = open(absl::StrCat("/proc/", broker->process().pid(), "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(broker_netns, 0);
+  int own_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(own_netns, 0);
+
+  // Two users, neither mapped in the broker's namespace, on one port (any
+  // port: the namespace is new). Shared through REUSEPORT_PORTS rather than
+  // SO_REUSEPORT, so that the first, refused by the broker, keeps serving
+  // unshared as on an old kernel and holds the port for the second to try.
+  const uint16_t port = 18080;
+  std::vector<absl::StatusOr<MemberProcess>> members;
+  ASSERT_EQ(setns(broker_netns, CLONE_NEWNET), 0) << strerror(errno);
+  for (uid_t uid : {1000u, 1001u}) {
+    MemberOptions m = ShimmedMember({TcpMemberPath(), "--host", "127.0.0.1", "--port", absl::StrCat(port),
+                                     "--no-reuseport"},
+                                    absl::StrCat("uid", uid), dir.path(), *broker, "emulate");
+    m.process.env.push_back({"REUSEPORT_PORTS", absl::StrCat(port)});
+    m.process.uid = uid;
+    m.process.gid = uid;
+    m.ready_timeout = absl::Seconds(5);
+    members.push_back(StartMember(std::move(m)));
+  }
+  ASSERT_EQ(setns(own_netns, CLONE_NEWNET), 0);
+  close(own_netns);
+  close(broker_netns);
+
+  // The first user's bind was the kernel's (the port was free); the broker
+  // refused to take its socket, so it serves alone, unshared. The second user
+  // is refused: it must not join the first one's port.
+  ASSERT_TRUE(members[0].ok()) << members[0].status();
+  EXPECT_FALSE(members[1].ok()) << "a second unmapped user was let onto the port";
+  absl::StatusOr<ctl::JsonValue> status = broker->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ((*status)["groups"].array.size(), 0u) << broker->process().ReadStdout();
+  std::string log = broker->process().ReadStdout();
+  EXPECT_NE(log.find("is the overflow uid"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace reuseport::testing

@@ -38,6 +38,9 @@ void WithShim(SubprocessOptions* options, const std::string& socket_path, const 
 
 struct BrokerOptions {
   std::vector<std::string> extra_flags;
+  // A command the broker (with the legacy-kernel runner) runs under, e.g.
+  // {"unshare", "--user", "--map-root-user", "--"}: it must exec its arguments.
+  std::vector<std::string> wrapper;
   bool legacy_kernel = true;
   std::string log_level = "info";
 };
