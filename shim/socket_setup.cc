@@ -182,15 +182,26 @@ Member* MemberForListedPort(int fd, const struct sockaddr* addr, socklen_t len) 
   return StartMember(fd, kind);
 }
 
+bool HasLocalPort(int fd) {
+  struct sockaddr_storage ss {};
+  socklen_t len = sizeof(ss);
+  if (Real().getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return false;
+  if (ss.ss_family == AF_INET) return reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port != 0;
+  if (ss.ss_family == AF_INET6) return reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port != 0;
+  return false;
+}
+
 // Creates a holder for a creator whose own socket became the group's, and puts
-// it under the program's fd number. Requires TableLock.
-bool SwapInHolder(int fd, const Member* m) {
+// it under the program's fd number. `status_flags` are the program's, read
+// before the socket went to the broker: the broker makes its listening socket
+// non-blocking, and that open file is the one under `fd` until the swap (a
+// second member's LISTEN can come first). Requires TableLock.
+bool SwapInHolder(int fd, const Member* m, int status_flags) {
   int type = m->protocol == RP_PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
   int proto = m->protocol == RP_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
   int holder = Real().socket(m->family, type | SOCK_CLOEXEC, proto);
   if (holder < 0) return false;
   CopySocketOptions(fd, holder, m->family);
-  int status_flags = Real().fcntl(fd, F_GETFL);
   int fd_flags = Real().fcntl(fd, F_GETFD);
   if (status_flags >= 0 && (status_flags & O_NONBLOCK)) Real().fcntl(holder, F_SETFL, O_NONBLOCK);
   int r = Real().dup3(holder, fd, (fd_flags >= 0 && (fd_flags & FD_CLOEXEC)) ? O_CLOEXEC : 0);
@@ -225,7 +236,7 @@ bool SwapInChannel(int fd, int channel, Member* m) {
 
 // Adopts a successful BIND reply: fds [channel, channel_peer, group socket].
 // Requires TableLock.
-int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator) {
+int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator, int status_flags) {
   if (reply->fd_count != 3 || reply->payload_size != sizeof(rp_member_reply)) {
     CloseReplyFds(reply);
     errno = EBADMSG;
@@ -243,7 +254,7 @@ int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator) {
   m->group_family = static_cast<uint8_t>(IntOption(m->group_fd, SOL_SOCKET, SO_DOMAIN));
 
   bool swapped = true;
-  if (creator) swapped = SwapInHolder(fd, m);
+  if (creator) swapped = SwapInHolder(fd, m, status_flags);
   if (swapped && m->protocol == RP_PROTO_UDP) {
     m->want_pktinfo = static_cast<uint8_t>(IntOption(fd, m->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
                                                      m->family == AF_INET6 ? IPV6_RECVPKTINFO : IP_PKTINFO) != 0);
@@ -304,6 +315,7 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
     return -1;
   }
 
+  int status_flags = Real().fcntl(fd, F_GETFL);  // before the broker shares this open file
   for (int attempt = 0; attempt < 2; ++attempt) {
     BrokerReply reply;
     int call = CallBroker(m->link_fd, RP_OP_BIND, &request, sizeof(request), &fd, 1, &reply);
@@ -315,7 +327,9 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
       return -1;
     }
     int status = reply.header.status;
-    if (status == 0) return AdoptMembership(fd, m, &reply, bound == 0);
+    // The program's socket became the group's if the kernel bound it, or if
+    // the broker bound it for us (a policy rule for a port below 1024).
+    if (status == 0) return AdoptMembership(fd, m, &reply, bound == 0 || HasLocalPort(fd), status_flags);
     CloseReplyFds(&reply);
     if (bound == 0) {
       // The broker refused a socket the kernel already bound (policy, limits):

@@ -220,6 +220,12 @@ static void open_listener(void) {
     die_errno("bind", errno, MEMBER_EXIT_BIND);
   }
   if (listen(listen_fd, options.backlog) != 0) die_errno("listen", errno, MEMBER_EXIT_LISTEN);
+  /* Nothing but the program changes its file status flags: a listener it
+   * never made non-blocking must still block (its accept loop would spin). */
+  if (fcntl(listen_fd, F_GETFL) & O_NONBLOCK) {
+    fprintf(stderr, "tcp_member: the listener is non-blocking, though nobody asked for that\n");
+    exit(MEMBER_EXIT_SOCKET_CHECK);
+  }
   /* Every loop except the blocking one makes the listener non-blocking, as
    * real event-driven servers do: another process may take the connection
    * between readiness and accept(). */
