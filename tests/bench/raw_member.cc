@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "reuseport/protocol.h"
+#include "scm_rights.h"
 
 namespace reuseport::bench {
 
@@ -84,19 +85,7 @@ int RawMember::Bind(int socket_fd, uint16_t port, uint16_t* bound_port) {
   uint32_t lo = htonl(INADDR_LOOPBACK);
   memcpy(msg.b.address.addr, &lo, 4);
   msg.b.protocol = RP_PROTO_TCP;
-  struct iovec iov = {&msg, sizeof(msg)};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr m {};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof(control);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &socket_fd, sizeof(int));
-  if (sendmsg(link_, &m, MSG_NOSIGNAL) < 0) return -1;
+  if (testing::SendWithFds(link_, &msg, sizeof(msg), {socket_fd}) < 0) return -1;
   rp_member_reply reply{};
   int status = ReadReply(id, &reply, sizeof(reply));
   if (status == 0 && bound_port != nullptr) *bound_port = reply.bound.port;

@@ -25,6 +25,7 @@
 #include "member_paths.h"
 #include "reuseport/protocol.h"
 #include "reuseport_fixture.h"
+#include "scm_rights.h"
 #include "status_client.h"
 
 namespace reuseport::testing {
@@ -161,24 +162,12 @@ int JoinAndLeave(const std::string& socket_path, uint16_t port) {
   uint32_t lo = htonl(INADDR_LOOPBACK);
   memcpy(msg.b.address.addr, &lo, 4);
   msg.b.protocol = RP_PROTO_TCP;
-  struct iovec iov = {&msg, sizeof(msg)};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 3)];
-  struct msghdr m {};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = CMSG_SPACE(sizeof(int));
-  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &s, sizeof(int));
   int status = -1;
-  if (sendmsg(link, &m, MSG_NOSIGNAL) >= 0) {
+  if (SendWithFds(link, &msg, sizeof(msg), {s}) >= 0) {
     rp_header reply{};
-    struct iovec riov = {&reply, sizeof(reply) + sizeof(rp_member_reply)};
     char buf[sizeof(rp_header) + sizeof(rp_member_reply)];
-    riov = {buf, sizeof(buf)};
+    struct iovec riov = {buf, sizeof(buf)};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 3)];
     struct msghdr r {};
     r.msg_iov = &riov;
     r.msg_iovlen = 1;

@@ -19,6 +19,7 @@
 #include "member_paths.h"
 #include "reuseport/protocol.h"
 #include "reuseport_fixture.h"
+#include "scm_rights.h"
 
 namespace reuseport::testing {
 namespace {
@@ -42,21 +43,7 @@ rp_header Header(uint16_t opcode, uint32_t payload_size, uint64_t id = 1) {
 // Sends bytes with fds; returns the reply's status, -1 for no reply (closed),
 // -2 for no reply within 5 s.
 int SendAndWait(int fd, const std::string& bytes, const std::vector<int>& fds = {}) {
-  struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * (fds.empty() ? 1 : fds.size())));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) return -1;
+  if (SendWithFds(fd, bytes.data(), bytes.size(), fds) < 0) return -1;
   struct pollfd p = {fd, POLLIN, 0};
   if (poll(&p, 1, 5000) != 1) return -2;
   char buf[RP_MAX_RECORD];

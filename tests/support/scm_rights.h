@@ -1,0 +1,19 @@
+// Sending bytes with fds over a Unix socket (SCM_RIGHTS), as the tests' raw
+// protocol clients do.
+#ifndef REUSEPORT_TESTS_SUPPORT_SCM_RIGHTS_H_
+#define REUSEPORT_TESTS_SUPPORT_SCM_RIGHTS_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace reuseport::testing {
+
+// One sendmsg() of `size` bytes with `fds` attached (none: no control
+// message); MSG_NOSIGNAL. Returns what sendmsg returns.
+ssize_t SendWithFds(int socket, const void* data, size_t size, const std::vector<int>& fds);
+
+}  // namespace reuseport::testing
+
+#endif  // REUSEPORT_TESTS_SUPPORT_SCM_RIGHTS_H_
