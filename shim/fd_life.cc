@@ -95,8 +95,10 @@ int Dup(int fd) {
 }
 
 int Dup3(int old_fd, int new_fd, int flags, bool is_dup2) {
-  if (old_fd == new_fd || InVforkChild() ||
-      (LookupMemberOrAttach(old_fd) == nullptr && LookupMember(new_fd) == nullptr && !IsPrivateFd(new_fd))) {
+  // InVforkChild() is a getpid(): asked only when an fd of ours is involved.
+  if (old_fd == new_fd ||
+      (LookupMemberOrAttach(old_fd) == nullptr && LookupMember(new_fd) == nullptr && !IsPrivateFd(new_fd)) ||
+      InVforkChild()) {
     return is_dup2 ? Real().dup2(old_fd, new_fd) : Real().dup3(old_fd, new_fd, flags);
   }
   TableLock lock;
