@@ -24,6 +24,10 @@ namespace {
 constexpr size_t kMaxLinks = 65536;
 constexpr size_t kMaxOutboxBytes = 16u << 20;
 constexpr size_t kStatusChunk = 32u << 10;
+// How long a join may wait for a group that another link of its uid may be
+// creating: that link's kernel bind and its BIND message are microseconds
+// apart, more on a loaded host. Well inside the shim's 3 s reply timeout.
+constexpr int64_t kParkedBindMs = 500;
 
 const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp" : "tcp"; }
 
@@ -246,6 +250,7 @@ void ControlServer::CloseLink(Link* link) {
   }
   loop_.Remove(link->watch);
   if (--links_by_uid_[link->creds.uid] <= 0) links_by_uid_.erase(link->creds.uid);
+  parked_links_.erase(link->id);
   links_.erase(link->id);
 }
 
@@ -253,6 +258,11 @@ void ControlServer::Handle(Link* link, Record& record) {
   const rp_header& h = record.header;
   if (h.flags & RP_FLAG_REPLY) {
     Refuse(link, h, EBADMSG, "bad-message", "a reply sent as a request");
+    return;
+  }
+  link->requested = true;
+  if (link->parked_bind) {
+    Refuse(link, h, EBUSY, "bad-request", "this link's BIND has not been answered yet");
     return;
   }
   switch (h.opcode) {
@@ -292,7 +302,58 @@ bool ControlServer::RefuseUnmappedUid(Link* link, const rp_header& h, uid_t owne
   return true;
 }
 
-void ControlServer::HandleBind(Link* link, Record& record) {
+bool ControlServer::ParkBind(Link* link, Record& record, const DomainKey& domain, int64_t parked_until_ms) {
+  int64_t now = EventLoop::NowMs();
+  if (parked_until_ms != 0 && now >= parked_until_ms) return false;
+  bool creator_may_be_coming = false;
+  for (const auto& [id, other] : links_) {
+    // A shim opens its link before it binds and sends nothing until BIND;
+    // reuseportctl and links whose own join was answered have spoken already.
+    if (other.get() != link && !other->requested && other->creds.uid == link->creds.uid) {
+      creator_may_be_coming = true;
+      break;
+    }
+  }
+  if (!creator_may_be_coming) return false;
+  bool fresh = parked_until_ms == 0;
+  link->parked_bind = std::move(record);
+  link->parked_domain = domain;
+  link->parked_until_ms = fresh ? now + kParkedBindMs : parked_until_ms;
+  parked_links_.insert(link->id);
+  if (fresh) {
+    ++totals_.joins_waited;
+    Log(Severity::kDebug, "link %d (pid %d %s): no group on port %d yet; waiting for one", link->id, link->creds.pid,
+        link->command, domain.port);
+    loop_.After(kParkedBindMs, [this, id = link->id] { RetryParkedBind(id, true); });
+  }
+  return true;
+}
+
+void ControlServer::RetryParkedBinds(const DomainKey& domain) {
+  std::vector<uint64_t> ids;
+  for (uint64_t id : parked_links_) {
+    auto it = links_.find(id);
+    if (it != links_.end() && it->second->parked_domain == domain) ids.push_back(id);
+  }
+  if (ids.empty()) return;
+  // After this event: the request that made the group is still being answered.
+  loop_.After(0, [this, ids = std::move(ids)] {
+    for (uint64_t id : ids) RetryParkedBind(id, false);
+  });
+}
+
+void ControlServer::RetryParkedBind(uint64_t link_id, bool final) {
+  auto it = links_.find(link_id);
+  if (it == links_.end() || !it->second->parked_bind) return;
+  Link* link = it->second.get();
+  Record record = std::move(*link->parked_bind);
+  link->parked_bind.reset();
+  parked_links_.erase(link_id);
+  // A final retry passes a deadline already gone, so it cannot park again.
+  HandleBind(link, record, final ? 1 : link->parked_until_ms);
+}
+
+void ControlServer::HandleBind(Link* link, Record& record, int64_t parked_until_ms) {
   const rp_header& h = record.header;
   if (link->member != nullptr) {
     Refuse(link, h, EISCONN, "bad-request", "this link already belongs to a member");
@@ -398,7 +459,9 @@ void ControlServer::HandleBind(Link* link, Record& record) {
     CreateGroup(link, h, std::move(record.fds[0]), *bound, d2);
     return;
   }
+  const DomainKey key{netns, req.protocol, req.address.port};
   if (domain == nullptr) {
+    if (ParkBind(link, record, key, parked_until_ms)) return;
     Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group holds %s", FormatAddress(req.address)));
     return;
   }
@@ -408,6 +471,7 @@ void ControlServer::HandleBind(Link* link, Record& record) {
              absl::StrFormat("%s is held by another uid than %d", FormatAddress(req.address), facts->owner_uid));
       return;
     case JoinDecision::kNoGroup:
+      if (ParkBind(link, record, key, parked_until_ms)) return;
       Refuse(link, h, ENOENT, "no-group", absl::StrFormat("no group can serve %s", FormatAddress(req.address)));
       return;
     case JoinDecision::kJoinGroup:
@@ -427,6 +491,7 @@ void ControlServer::HandleBind(Link* link, Record& record) {
           ProtocolName(req.protocol), FormatAddress(req.address), facts->owner_uid, link->creds.pid, link->command,
           FormatAddress(d.real->address));
       Admit(link, h, g, d.real->fd.get());
+      RetryParkedBinds(key);
       return;
     }
   }
@@ -448,7 +513,9 @@ void ControlServer::CreateGroup(Link* link, const rp_header& h, UniqueFd socket,
   }
   Log(Severity::kInfo, "group %d: %s %s uid %d created by pid %d (%s)", g->id, ProtocolName(protocol),
       FormatAddress(facts.address), facts.owner_uid, link->creds.pid, link->command);
+  const DomainKey key = domain.key;
   Admit(link, h, g, real->fd.get());
+  RetryParkedBinds(key);
 }
 
 int ControlServer::CheckLimits(const Link* link, uid_t owner_uid, bool new_group) const {
@@ -710,6 +777,8 @@ void ControlServer::HandleRejoin(Link* link, Record& record) {
     }
     dispatcher_.SetListening(m);
   }
+  // A program that started while the members were coming back may be waiting.
+  RetryParkedBinds(DomainKey{netns, req.protocol, facts->address.port});
 }
 
 void ControlServer::HandleStatus(Link* link, Record& record) {

@@ -16,10 +16,12 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "dispatcher.h"
 #include "event_loop.h"
@@ -49,6 +51,12 @@ struct Link {
   EventLoop::Watch* watch = nullptr;
   std::deque<std::string> outbox;  // reply bytes waiting for the client to read (no fds)
   size_t outbox_bytes = 0;
+  bool requested = false;  // has sent a request: not a member still on its way to bind
+  // A join that found no group while another link of the same uid may be
+  // about to create it (see ParkBind).
+  std::optional<Record> parked_bind;
+  DomainKey parked_domain;
+  int64_t parked_until_ms = 0;
 };
 
 struct ControlTotals {
@@ -56,6 +64,7 @@ struct ControlTotals {
   uint64_t requests = 0;
   uint64_t rejected_messages = 0;
   uint64_t refusals = 0;  // requests answered with an error
+  uint64_t joins_waited = 0;  // joins that found no group and waited for one (ParkBind)
   absl::flat_hash_map<std::string, uint64_t> refusals_by_reason;
 };
 
@@ -85,7 +94,19 @@ class ControlServer {
   void CloseLink(Link* link);
   void Handle(Link* link, Record& record);
 
-  void HandleBind(Link* link, Record& record);
+  // `parked_until_ms` is 0 for a fresh request, else the deadline of a join
+  // that was waiting for its group.
+  void HandleBind(Link* link, Record& record, int64_t parked_until_ms = 0);
+  // Holds a join that found no group when the group may be on its way: two
+  // members starting at once both probe the port, one kernel bind wins, and
+  // the loser's BIND can reach us before the winner's. Rather than answer
+  // "no group" (EADDRINUSE to the program), the join waits until a group
+  // appears on its port or a short deadline passes. Only while another link
+  // of the same uid has not joined yet: otherwise the answer is final at once.
+  bool ParkBind(Link* link, Record& record, const DomainKey& domain, int64_t parked_until_ms);
+  // Runs the parked joins of `domain` again, after the current event.
+  void RetryParkedBinds(const DomainKey& domain);
+  void RetryParkedBind(uint64_t link_id, bool final);
   void HandleListen(Link* link, Record& record);
   void HandleAttach(Link* link, Record& record);
   void HandleRejoin(Link* link, Record& record);
@@ -120,6 +141,7 @@ class ControlServer {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Link>> links_;
   absl::flat_hash_map<uint64_t, Member*> members_by_key_;  // channel inode -> member
   absl::flat_hash_map<uid_t, int> links_by_uid_;
+  absl::flat_hash_set<uint64_t> parked_links_;
   uint64_t last_link_id_ = 0;
   std::vector<char> buffer_;
   ControlTotals totals_;

@@ -122,10 +122,10 @@ std::string RenderJson(const StatusSources& s) {
   absl::StrAppendFormat(&out,
                         "],\"totals\":{\"connections_accepted\":%d,\"connections_refused\":%d,\"datagrams_received\":%d,"
                         "\"datagrams_unrouted\":%d,\"accept_errors\":%d,\"requests\":%d,\"rejected_messages\":%d,"
-                        "\"refusals\":%d},\"refusals\":{",
+                        "\"refusals\":%d,\"joins_waited\":%d},\"refusals\":{",
                         s.dispatch.connections_accepted, s.dispatch.connections_refused, s.dispatch.datagrams_received,
                         s.dispatch.datagrams_unrouted, s.dispatch.accept_errors, s.control.requests,
-                        s.control.rejected_messages, s.control.refusals);
+                        s.control.rejected_messages, s.control.refusals, s.control.joins_waited);
   std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
   std::sort(r.begin(), r.end());
   for (size_t i = 0; i < r.size(); ++i) absl::StrAppendFormat(&out, "%s\"%s\":%d", i == 0 ? "" : ",", JsonEscape(r[i].first), r[i].second);
@@ -206,6 +206,8 @@ std::string RenderPrometheus(const StatusSources& s) {
   absl::StrAppendFormat(&out, "reuseport_datagrams_unrouted_total %d\n", s.dispatch.datagrams_unrouted);
   Header(&out, {"reuseport_requests_total", "counter", "Requests received on the control socket."});
   absl::StrAppendFormat(&out, "reuseport_requests_total %d\n", s.control.requests);
+  Header(&out, {"reuseport_joins_waited_total", "counter", "Joins that found no group yet and waited for one being created."});
+  absl::StrAppendFormat(&out, "reuseport_joins_waited_total %d\n", s.control.joins_waited);
   Header(&out, {"reuseport_refusals_total", "counter", "Requests answered with an error, by reason."});
   std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
   std::sort(r.begin(), r.end());

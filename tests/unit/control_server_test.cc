@@ -182,6 +182,56 @@ TEST_F(ControlServerTest, JoiningWithoutAGroupSaysSo) {
   EXPECT_EQ(Call(link.get(), RP_OP_BIND, &req, sizeof(req), {s.get()}).header.status, ENOENT);
 }
 
+// Two members starting at once: the one whose kernel bind lost asks the
+// broker before the winner's BIND has arrived. It must wait for that group,
+// not be told there is none (the program would see EADDRINUSE).
+TEST_F(ControlServerTest, JoinWaitsForTheGroupAnotherLinkIsAboutToCreate) {
+  UniqueFd creator_link = Connect(broker_.path());  // opened, nothing sent yet: the shim before bind()
+  UniqueFd s = TcpSocket(0, true);
+  uint16_t port = PortOf(s.get());
+  UniqueFd joiner_link = Connect(broker_.path());
+  UniqueFd joiner = TcpSocket(0, false);
+  rp_bind_request join = BindRequest(port);
+  rp_header h = MakeHeader(RP_OP_BIND, sizeof(join), 5);
+  ASSERT_EQ(SendRecord(joiner_link.get(), h, &join, sizeof(join), nullptr, 0, {joiner.get()}, 0), 0);
+  struct pollfd p = {joiner_link.get(), POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 50), 0) << "answered before the group exists";
+
+  rp_bind_request create = BindRequest(0);
+  ASSERT_EQ(Call(creator_link.get(), RP_OP_BIND, &create, sizeof(create), {s.get()}).header.status, 0);
+  Record joined = Receive(joiner_link.get());
+  EXPECT_EQ(joined.header.status, 0);
+  EXPECT_EQ(joined.header.request_id, 5u);
+  EXPECT_EQ(joined.fds.size(), 3u);
+  EXPECT_NE(StatusJson(broker_.path()).find("\"joins_waited\":1"), std::string::npos);
+}
+
+// The wait is bounded, and only while a link of the same uid has yet to say
+// anything; meanwhile the waiting link gets EBUSY for anything else.
+TEST_F(ControlServerTest, JoinWaitIsBoundedWhenNoGroupComes) {
+  UniqueFd idle_link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.path());
+  UniqueFd s = TcpSocket(0, false);
+  rp_bind_request join = BindRequest(18124);
+  rp_header h = MakeHeader(RP_OP_BIND, sizeof(join), 6);
+  ASSERT_EQ(SendRecord(link.get(), h, &join, sizeof(join), nullptr, 0, {s.get()}, 0), 0);
+  rp_status_request status{RP_STATUS_TEXT, 0};
+  Record busy = Call(link.get(), RP_OP_STATUS, &status, sizeof(status), {}, 7);
+  EXPECT_EQ(busy.header.status, EBUSY);
+  EXPECT_EQ(busy.header.request_id, 7u);
+  Record answer = Receive(link.get());
+  EXPECT_EQ(answer.header.status, ENOENT);
+  EXPECT_EQ(answer.header.request_id, 6u);
+
+  // Once the idle link has spoken, nobody is on the way: the answer is at once.
+  EXPECT_EQ(Call(idle_link.get(), RP_OP_STATUS, &status, sizeof(status)).header.status, 0);
+  UniqueFd link2 = Connect(broker_.path());
+  UniqueFd s2 = TcpSocket(0, false);
+  Record at_once = Call(link2.get(), RP_OP_BIND, &join, sizeof(join), {s2.get()}, 8);
+  EXPECT_EQ(at_once.header.status, ENOENT);
+  EXPECT_NE(StatusJson(broker_.path()).find("\"joins_waited\":1"), std::string::npos);
+}
+
 TEST_F(ControlServerTest, BoundSocketMakesAGroupThatHandsOverConnections) {
   UniqueFd link = Connect(broker_.path());
   UniqueFd s = TcpSocket(0, true);
