@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <condition_variable>
+#include <iostream>
 #include <mutex>
 #include <thread>
 
@@ -127,6 +128,14 @@ TEST_F(TcpGroupTest, MembersStartedAtOnceKeepTheirBlockingListeners) {
     ExpectServedFairly(view, 400);
     for (size_t i = 0; i < members.size(); ++i) *members[i] = std::move(view[i]);
   }
+  // How often a loser of the bind race reached the broker before the group
+  // existed (it waited for it rather than failing): a figure, not a check.
+  absl::StatusOr<ctl::JsonValue> status = broker_->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)["refusals"]["no-group"].AsNumber(), 0);
+  RecordProperty("joins_waited", absl::StrCat((*status)["totals"]["joins_waited"].AsNumber()));
+  std::cout << "joins that waited for their group: " << (*status)["totals"]["joins_waited"].AsNumber() << " of "
+            << 3 * kRounds << "\n";
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
