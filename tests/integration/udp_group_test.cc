@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +80,41 @@ TEST_F(UdpGroupTest, FourMembersSpreadAThousandFlowsWithAffinity) {
   m.push_back(Member(Udp({"--io", "recvfrom"}), "recvfrom2"));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
   ExpectFlowsSpread(members, 1000, "127.0.0.1", 0.15, 0.35);
+}
+
+// Members started all at once: one bind wins, and the others' joins may reach
+// the broker before the winner's group does. Every one must join (none told
+// "no group", which the program would see as EADDRINUSE) and get its share.
+TEST_F(UdpGroupTest, MembersStartedAtOnceAllJoin) {
+  constexpr int kRounds = 10;
+  std::vector<std::unique_ptr<ConcurrentStart>> rounds;
+  for (int round = 0; round < kRounds; ++round) {
+    const uint16_t port = FreeLoopbackPort(SOCK_DGRAM);  // a new group each round
+    std::vector<MemberOptions> options;
+    for (int i = 0; i < 4; ++i) {
+      options.push_back(Member(Udp({"--port", absl::StrCat(port)}), absl::StrCat("r", round, "m", i)));
+    }
+    rounds.push_back(std::make_unique<ConcurrentStart>(std::move(options)));
+    std::vector<MemberProcess> view;  // ExpectFlowsSpread wants a vector: move them out and back
+    std::vector<absl::StatusOr<MemberProcess>>& started = rounds.back()->results();
+    for (absl::StatusOr<MemberProcess>& m : started) {
+      if (m.ok()) {
+        view.push_back(std::move(*m));
+      } else {
+        ADD_FAILURE() << "round " << round << ": " << m.status();
+      }
+    }
+    if (view.size() != 4) break;
+    members_ += 4;
+    absl::Status joined = broker_->WaitForMembers(members_);
+    EXPECT_TRUE(joined.ok()) << joined << "\n" << broker_->process().ReadStdout();
+    ExpectFlowsSpread(view, 400, "127.0.0.1", 0.15, 0.35);
+    for (size_t i = 0; i < view.size(); ++i) *started[i] = std::move(view[i]);
+  }
+  absl::StatusOr<ctl::JsonValue> status = broker_->Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)["refusals"]["no-group"].AsNumber(), 0);
+  RecordProperty("joins_waited", absl::StrCat((*status)["totals"]["joins_waited"].AsNumber()));
 }
 
 TEST_F(UdpGroupTest, PythonSocketserverAndRecvmmsgServerShareAPort) {

@@ -59,4 +59,29 @@ absl::StatusOr<std::vector<MemberProcess>> StartMemberGroup(std::vector<MemberOp
   return started;
 }
 
+ConcurrentStart::ConcurrentStart(std::vector<MemberOptions> members) {
+  for (size_t i = 0; i < members.size(); ++i) results_.emplace_back(absl::UnknownError("not started"));
+  for (size_t i = 0; i < members.size(); ++i) {
+    threads_.emplace_back([this, i, options = std::move(members[i])]() mutable {
+      absl::StatusOr<MemberProcess> m = StartMember(std::move(options));
+      std::unique_lock<std::mutex> lock(mu_);
+      results_[i] = std::move(m);
+      ++finished_;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return finished_ == threads_.size(); });
+}
+
+ConcurrentStart::~ConcurrentStart() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
 }  // namespace reuseport::testing

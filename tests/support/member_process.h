@@ -1,8 +1,11 @@
 #ifndef REUSEPORT_TESTS_SUPPORT_MEMBER_PROCESS_H_
 #define REUSEPORT_TESTS_SUPPORT_MEMBER_PROCESS_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,6 +47,31 @@ absl::StatusOr<MemberProcess> StartMember(MemberOptions options);
 // started are killed).
 absl::StatusOr<std::vector<MemberProcess>> StartMemberGroup(std::vector<MemberOptions> members,
                                                             uint16_t port = 0);
+
+// Starts members all at once, each from a thread of its own, so that their
+// bind()s race as those of servers started together do. Each member's argv
+// must already name the port. A member dies with the thread that started it
+// (PR_SET_PDEATHSIG), so the threads wait until this object is destroyed.
+class ConcurrentStart {
+ public:
+  // Returns when every member is ready or has failed.
+  explicit ConcurrentStart(std::vector<MemberOptions> members);
+  ~ConcurrentStart();  // the members die with their threads
+  ConcurrentStart(const ConcurrentStart&) = delete;
+  ConcurrentStart& operator=(const ConcurrentStart&) = delete;
+
+  // In the order given; each a member or why it failed.
+  std::vector<absl::StatusOr<MemberProcess>>& results() { return results_; }
+
+ private:
+  // std::mutex rather than Abseil's: TSan sees only what it intercepts.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t finished_ = 0;
+  bool released_ = false;
+  std::vector<absl::StatusOr<MemberProcess>> results_;
+  std::vector<std::thread> threads_;
+};
 
 // Parses a ready file: "<port>\n".
 absl::StatusOr<uint16_t> ReadReadyPort(const std::string& path);
