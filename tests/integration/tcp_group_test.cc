@@ -95,21 +95,12 @@ TEST_F(TcpGroupTest, MembersStartedAtOnceKeepTheirBlockingListeners) {
           Member(Tcp({"--loop", "blocking", "--port", absl::StrCat(port)}), absl::StrCat("r", round, "m", i)));
     }
     rounds.push_back(std::make_unique<ConcurrentStart>(std::move(options)));
-    std::vector<absl::StatusOr<MemberProcess>>& started = rounds.back()->results();
-    std::vector<MemberProcess> view;  // ExpectServedFairly wants a vector: move them out and back
-    for (absl::StatusOr<MemberProcess>& m : started) {
-      if (m.ok()) {
-        view.push_back(std::move(*m));
-      } else {
-        ADD_FAILURE() << "round " << round << ": " << m.status();
-      }
-    }
-    if (view.size() != 4) break;
+    ConcurrentStart& started = *rounds.back();
+    ASSERT_TRUE(started.status().ok()) << "round " << round << ": " << started.status();
     members_ += 4;
     absl::Status joined = broker_->WaitForMembers(members_);
     EXPECT_TRUE(joined.ok()) << joined << "\n" << broker_->process().ReadStdout();
-    ExpectServedFairly(view, 400);
-    for (size_t i = 0; i < view.size(); ++i) *started[i] = std::move(view[i]);
+    ExpectServedFairly(started.members(), 400);
   }
   // How often a loser of the bind race reached the broker before the group
   // existed (it waited for it rather than failing): a figure, not a check.

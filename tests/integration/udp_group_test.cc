@@ -95,21 +95,12 @@ TEST_F(UdpGroupTest, MembersStartedAtOnceAllJoin) {
       options.push_back(Member(Udp({"--port", absl::StrCat(port)}), absl::StrCat("r", round, "m", i)));
     }
     rounds.push_back(std::make_unique<ConcurrentStart>(std::move(options)));
-    std::vector<MemberProcess> view;  // ExpectFlowsSpread wants a vector: move them out and back
-    std::vector<absl::StatusOr<MemberProcess>>& started = rounds.back()->results();
-    for (absl::StatusOr<MemberProcess>& m : started) {
-      if (m.ok()) {
-        view.push_back(std::move(*m));
-      } else {
-        ADD_FAILURE() << "round " << round << ": " << m.status();
-      }
-    }
-    if (view.size() != 4) break;
+    ConcurrentStart& started = *rounds.back();
+    ASSERT_TRUE(started.status().ok()) << "round " << round << ": " << started.status();
     members_ += 4;
     absl::Status joined = broker_->WaitForMembers(members_);
     EXPECT_TRUE(joined.ok()) << joined << "\n" << broker_->process().ReadStdout();
-    ExpectFlowsSpread(view, 400, "127.0.0.1", 0.15, 0.35);
-    for (size_t i = 0; i < view.size(); ++i) *started[i] = std::move(view[i]);
+    ExpectFlowsSpread(started.members(), 400, "127.0.0.1", 0.15, 0.35);
   }
   absl::StatusOr<ctl::JsonValue> status = broker_->Status();
   ASSERT_TRUE(status.ok());

@@ -73,6 +73,15 @@ ConcurrentStart::ConcurrentStart(std::vector<MemberOptions> members) {
   }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return finished_ == threads_.size(); });
+  std::string failures;
+  for (absl::StatusOr<MemberProcess>& m : results_) {
+    if (m.ok()) {
+      members_.push_back(std::move(*m));
+    } else {
+      absl::StrAppend(&failures, failures.empty() ? "" : "; ", m.status().ToString());
+    }
+  }
+  if (!failures.empty()) status_ = absl::FailedPreconditionError(failures);
 }
 
 ConcurrentStart::~ConcurrentStart() {

@@ -60,8 +60,10 @@ class ConcurrentStart {
   ConcurrentStart(const ConcurrentStart&) = delete;
   ConcurrentStart& operator=(const ConcurrentStart&) = delete;
 
-  // In the order given; each a member or why it failed.
-  std::vector<absl::StatusOr<MemberProcess>>& results() { return results_; }
+  // OK when every member started; else why each that failed did.
+  const absl::Status& status() const { return status_; }
+  // The members that started, in the order given.
+  std::vector<MemberProcess>& members() { return members_; }
 
  private:
   // std::mutex rather than Abseil's: TSan sees only what it intercepts.
@@ -69,8 +71,10 @@ class ConcurrentStart {
   std::condition_variable cv_;
   size_t finished_ = 0;
   bool released_ = false;
-  std::vector<absl::StatusOr<MemberProcess>> results_;
+  std::vector<absl::StatusOr<MemberProcess>> results_;  // written by the threads
   std::vector<std::thread> threads_;
+  absl::Status status_;
+  std::vector<MemberProcess> members_;
 };
 
 // Parses a ready file: "<port>\n".
