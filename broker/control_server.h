@@ -102,7 +102,8 @@ class ControlServer {
   // the loser's BIND can reach us before the winner's. Rather than answer
   // "no group" (EADDRINUSE to the program), the join waits until a group
   // appears on its port or a short deadline passes. Only while another link
-  // of the same uid has not joined yet: otherwise the answer is final at once.
+  // of the same uid has sent nothing yet (a shim between setsockopt and its
+  // BIND): otherwise the answer is final at once.
   bool ParkBind(Link* link, Record& record, const DomainKey& domain, int64_t parked_until_ms);
   // Runs the parked joins of `domain` again, after the current event.
   void RetryParkedBinds(const DomainKey& domain);
