@@ -1,5 +1,6 @@
 /* legacy_kernel_probe: performs named kernel checks and prints one line per check,
- * "NAME=OK" or "NAME=<errno name>", e.g. "getrandom=ENOSYS".
+ * "NAME=OK" or "NAME=<errno name>", e.g. "getrandom=ENOSYS", or "NAME=unavailable"
+ * when this host cannot attempt the check at all (e.g. no i386 entry point).
  *
  * Usage: legacy_kernel_probe CHECK... ; CHECK is a name below or raw:N (system call N
  * with zero arguments; only for numbers where that is harmless).
@@ -10,6 +11,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/kcmp.h>
@@ -230,12 +233,51 @@ static int check_epoll_exclusive(void) {
   return error;
 }
 
-/* getpid through the i386 entry point (int 0x80, i386 number 20) of a 64-bit process. */
+/* A check's answer when the host cannot even attempt it (an entry point or
+ * instruction it does not deliver): printed as "unavailable", which tests treat
+ * as a reason to skip, never as a result. */
+#define UNAVAILABLE (-1)
+
+static sigjmp_buf fault_jump;
+static volatile sig_atomic_t fault_signal;
+
+static void on_fault(int sig) {
+  fault_signal = sig;
+  siglongjmp(fault_jump, 1);
+}
+
+/* getpid through the i386 entry point (int 0x80, i386 number 20) of a 64-bit process.
+ * Some hosts (hypervisors that do not forward the vector, kernels booted with
+ * ia32_emulation=0) answer `int $0x80` with SIGSEGV instead of a system call: that is
+ * the host lacking the ABI, reported as UNAVAILABLE; any other crash still fails. */
+static struct sigaction saved_fault_actions[3];
+static const int kFaultSignals[3] = {SIGSEGV, SIGILL, SIGBUS};
+
+static void catch_faults(int catch) {
+  struct sigaction fault = {.sa_handler = on_fault};
+  sigemptyset(&fault.sa_mask);
+  for (int i = 0; i < 3; ++i) {
+    if (catch) {
+      sigaction(kFaultSignals[i], &fault, &saved_fault_actions[i]);
+    } else {
+      sigaction(kFaultSignals[i], &saved_fault_actions[i], NULL);
+    }
+  }
+}
+
 static int check_i386_getpid(void) {
 #if defined(__x86_64__)
+  catch_faults(1);
+  if (sigsetjmp(fault_jump, 1) != 0) {
+    catch_faults(0);
+    fprintf(stderr, "legacy_kernel_probe: int $0x80 raised %s: no i386 entry point on this host\n",
+            strsignal(fault_signal));
+    return UNAVAILABLE;
+  }
   long ret;
   /* The 64-bit kernel zeroes r8-r11 on return from int 0x80. */
   __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
+  catch_faults(0);
   return ret < 0 ? (int)-ret : 0;
 #else
   return ENOTSUP;
@@ -272,8 +314,10 @@ static const struct {
 };
 
 static void print_result(const char *name, int error) {
-  const char *errno_name = strerrorname_np(error);
-  if (error == 0) {
+  const char *errno_name = error > 0 ? strerrorname_np(error) : NULL;
+  if (error == UNAVAILABLE) {
+    printf("%s=unavailable\n", name);
+  } else if (error == 0) {
     printf("%s=OK\n", name);
   } else if (errno_name != NULL) {
     printf("%s=%s\n", name, errno_name);
