@@ -36,15 +36,18 @@ absl::Status Broker::Start() {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   if (absl::Status s = loop_.Init(); !s.ok()) return s;
-  dispatcher_ = std::make_unique<Dispatcher>(loop_, registry_, options_.dispatch, LoadOrCreateFlowKey());
+  dispatcher_ = std::make_unique<Dispatcher>(loop_, registry_, options_.dispatch, LoadOrCreateFlowKey(),
+                                             options_.control.policy);
   dispatcher_->CalibrateChannels();
+  options_.control.udp_channel_bytes = options_.dispatch.udp_channel_bytes;
   control_ = std::make_unique<ControlServer>(loop_, registry_, *dispatcher_, options_.control);
   if (absl::Status s = control_->Start(); !s.ok()) return s;
   Log(Severity::kInfo, "serving on %s", options_.control.socket_path);
   if (!options_.metrics_address.empty()) {
     metrics_ = std::make_unique<MetricsHttpServer>(loop_, [this] {
+      // Whoever can reach the endpoint is the operator (docs/operations.md).
       return RenderStatus(StatusSources{registry_, dispatcher_->totals(), control_->totals(), control_->link_count()},
-                          RP_STATUS_PROMETHEUS);
+                          RP_STATUS_PROMETHEUS, StatusViewer{});
     });
     if (absl::Status s = metrics_->Start(options_.metrics_address); !s.ok()) return s;
     Log(Severity::kInfo, "metrics on http://%s/metrics", options_.metrics_address);

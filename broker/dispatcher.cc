@@ -57,8 +57,9 @@ ssize_t TakeUnconsumed(int member_end, char* buffer, size_t size, ExtractedFds* 
 
 }  // namespace
 
-Dispatcher::Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key)
-    : loop_(loop), registry_(registry), options_(options), flow_key_(flow_key) {}
+Dispatcher::Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key,
+                       const Policy& policy)
+    : loop_(loop), registry_(registry), options_(options), flow_key_(flow_key), policy_(policy) {}
 
 void Dispatcher::CalibrateChannels() {
   // A queued record costs its truesize, not its length; measure it rather than
@@ -88,10 +89,10 @@ void Dispatcher::CalibrateChannels() {
       tcp_channel_sndbuf_, options_.member_window);
 }
 
-void Dispatcher::PrepareChannel(int channel_fd, int protocol) const {
+void Dispatcher::PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes) const {
   int flags = fcntl(channel_fd, F_GETFL);
   fcntl(channel_fd, F_SETFL, flags | O_NONBLOCK);
-  int bytes = protocol == RP_PROTO_TCP ? tcp_channel_sndbuf_ : options_.udp_channel_bytes;
+  int bytes = protocol == RP_PROTO_TCP ? tcp_channel_sndbuf_ : static_cast<int>(udp_bytes);
   if (bytes > 0) SetBuffer(channel_fd, SO_SNDBUFFORCE, SO_SNDBUF, bytes);
 }
 
@@ -133,6 +134,7 @@ int Dispatcher::Listen(RealSocket* real, int backlog) {
 void Dispatcher::ForgetRealSocket(RealSocket* real) {
   loop_.Remove(real->watch);
   real->watch = nullptr;
+  waiting_for_room_.erase(std::remove(waiting_for_room_.begin(), waiting_for_room_.end(), real), waiting_for_room_.end());
 }
 
 void Dispatcher::AddMember(Group* group, std::unique_ptr<Member> member) {
@@ -143,7 +145,7 @@ void Dispatcher::AddMember(Group* group, std::unique_ptr<Member> member) {
   m->channel_watch = loop_.Add(m->channel.get(), 0, [this, m](uint32_t events) {
     if (events & EPOLLOUT) OnChannelWritable(m);
   });
-  registry_.MemberAdded(m->creds.uid);
+  registry_.MemberAdded(*m);
   group->members.push_back(std::move(member));
   ++group->members_joined;
   group->RebuildTable();
@@ -165,7 +167,7 @@ void Dispatcher::RemoveMember(Member* member) {
   Recover(member);
   auto it = std::find_if(group->members.begin(), group->members.end(), [&](auto& m) { return m.get() == member; });
   if (it != group->members.end()) {
-    registry_.MemberRemoved(member->creds.uid);
+    registry_.MemberRemoved(*member);
     group->members.erase(it);
   }
   ++group->members_left;
@@ -174,6 +176,7 @@ void Dispatcher::RemoveMember(Member* member) {
   // The last member is gone. Connections still held for the group have nobody
   // to go to; the kernel would reset them too.
   for (auto& c : group->pending) Refuse(std::move(c.fd));
+  registry_.MutableUsage(group->owner_uid).waiting -= static_cast<int64_t>(group->pending.size());
   group->pending.clear();
   RealSocket* real = group->real;
   std::unique_ptr<RealSocket> released = registry_.RemoveGroup(group);
@@ -206,12 +209,10 @@ void Dispatcher::OnTcpReadable(RealSocket* real) {
       LogLimited("accept-error", Severity::kWarning, "accept on %s: %s", FormatAddress(real->address), strerror(err));
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of resources: stop for a moment rather than spin; the kernel's
-        // backlog keeps the connections.
+        // backlog keeps the connections. (The room check resumes it; it also
+        // forgets a socket that closes meanwhile.)
         Pause(real);
-        loop_.After(100, [this, real] {
-          real->paused = false;
-          ResumeIfDrained(real);
-        });
+        WaitForRoom(real);
       }
       return;
     }
@@ -236,21 +237,32 @@ void Dispatcher::OnTcpReadable(RealSocket* real) {
     c.hash = FlowHash(flow_key_, c.peer, local);
     ++group->accepted;
     Deliver(group, std::move(c));
+    if (!HasRoom(real->owner_uid)) {
+      // The owner's members hold what its limit allows: leave the rest in
+      // the kernel's backlog until they take some.
+      Pause(real);
+      WaitForRoom(real);
+    }
   }
 }
 
 void Dispatcher::Deliver(Group* group, PendingConnection connection) {
   // Keep arrival order: nothing overtakes connections already waiting.
   if (group->pending.empty() && TryDeliver(group, connection)) return;
-  if (group->pending.size() >= group->pending_limit) {
-    // The owner's share of the broker is used up: reset, as a full backlog would.
+  UidUsage& usage = registry_.MutableUsage(group->owner_uid);
+  int limit = policy_.LimitsFor(group->owner_uid).queued;
+  if (usage.waiting >= limit) {
+    // The owner's share of the broker is used up: reset, as a full backlog
+    // would. (Accepting stops at the limit, so only a taken-back or recovered
+    // connection can get here.)
     ++group->refused;
     Refuse(std::move(connection.fd));
-    LogLimited("limit-queued", Severity::kWarning, "group %d: %d connections waiting; resetting more", group->id,
-               group->pending.size());
+    LogLimited("limit-queued", Severity::kWarning, "uid %d: %d connections waiting in the broker; resetting more",
+               group->owner_uid, usage.waiting);
     return;
   }
   group->pending.push_back(std::move(connection));
+  ++usage.waiting;
   Pause(group->real);
 }
 
@@ -269,6 +281,7 @@ bool Dispatcher::TryDeliver(Group* group, PendingConnection& connection) {
     int err = SendRecord(m->channel.get(), h, &payload, sizeof(payload), nullptr, 0, {connection.fd.get()}, MSG_DONTWAIT);
     if (err == 0) {
       ++m->connections;
+      ++registry_.MutableUsage(group->owner_uid).in_channels;
       if (k > 0) ++group->active[first]->redirected_away;
       connection.fd.reset();  // the member has its own reference now
       if (options_.stall_ms > 0 && !m->watch_queue) {
@@ -297,6 +310,7 @@ void Dispatcher::FlushPending(Group* group) {
   while (!group->pending.empty()) {
     if (!TryDeliver(group, group->pending.front())) return;
     group->pending.pop_front();
+    --registry_.MutableUsage(group->owner_uid).waiting;
   }
   if (group->real != nullptr) ResumeIfDrained(group->real);
 }
@@ -312,11 +326,56 @@ void Dispatcher::ResumeIfDrained(RealSocket* real) {
   for (auto& g : real->domain->groups) {
     if (g->real == real && !g->pending.empty()) return;
   }
+  if (real->protocol == RP_PROTO_TCP && !HasRoom(real->owner_uid)) {
+    WaitForRoom(real);
+    return;
+  }
   real->paused = false;
   if (real->watch != nullptr) {
     loop_.Modify(real->watch, EPOLLIN);
     if (real->protocol == RP_PROTO_TCP) OnTcpReadable(real);  // catch up with what queued meanwhile
   }
+}
+
+bool Dispatcher::HasRoom(uid_t uid) {
+  UidUsage& usage = registry_.MutableUsage(uid);
+  int limit = policy_.LimitsFor(uid).queued;
+  if (usage.queued() < limit) return true;
+  // The estimate only grows between recounts: members take connections
+  // without telling us. Count what their channels really hold.
+  usage.in_channels = CountInChannels(uid);
+  return usage.queued() < limit;
+}
+
+int64_t Dispatcher::CountInChannels(uid_t uid) const {
+  constexpr int kRecord = sizeof(rp_header) + sizeof(rp_connection);
+  int64_t total = 0;
+  for (const Group* g : registry_.GroupsOwnedBy(uid)) {
+    if (g->protocol != RP_PROTO_TCP) continue;
+    for (const auto& m : g->members) {
+      int bytes = 0;
+      if (ioctl(m->channel_member.get(), SIOCINQ, &bytes) == 0) total += bytes / kRecord;
+    }
+  }
+  return total;
+}
+
+void Dispatcher::WaitForRoom(RealSocket* real) {
+  if (std::find(waiting_for_room_.begin(), waiting_for_room_.end(), real) == waiting_for_room_.end()) {
+    waiting_for_room_.push_back(real);
+  }
+  if (room_check_scheduled_) return;
+  room_check_scheduled_ = true;
+  loop_.After(kRoomTickMs, [this] {
+    room_check_scheduled_ = false;
+    CheckRoom();
+  });
+}
+
+void Dispatcher::CheckRoom() {
+  std::vector<RealSocket*> reals;
+  reals.swap(waiting_for_room_);
+  for (RealSocket* real : reals) ResumeIfDrained(real);  // waits again if there is still no room
 }
 
 void Dispatcher::OnUdpReadable(RealSocket* real) {
@@ -531,6 +590,7 @@ int Dispatcher::TakeBack(Member* member) {
     p.peer = c.peer;
     p.hash = FlowHash(flow_key_, c.peer, group->address);
     --member->connections;  // it never had them
+    --registry_.MutableUsage(group->owner_uid).in_channels;
     ++member->stolen;
     ++taken;
     Deliver(group, std::move(p));
@@ -557,6 +617,7 @@ void Dispatcher::Recover(Member* member) {
       p.peer = c.peer;
       p.hash = FlowHash(flow_key_, c.peer, group->address);
       ++member->recovered;
+      --registry_.MutableUsage(group->owner_uid).in_channels;
       Deliver(group, std::move(p));
     } else if (h.opcode == RP_OP_DATAGRAM && static_cast<size_t>(n) >= kDatagramPrefix) {
       rp_datagram d;

@@ -12,6 +12,12 @@
 // member of a group is full the broker stops accepting and the kernel's
 // backlog holds the load.
 //
+// What one uid's groups hold is bounded by its policy's `queued` limit:
+// connections waiting in the broker plus those in its members' channels (fds
+// in flight, which the kernel counts against the broker's own RLIMIT_NOFILE).
+// At the limit the broker stops accepting on that uid's sockets until its
+// members take some; other uids are not affected.
+//
 // Thread-safety: none; runs on the broker's event loop.
 #ifndef REUSEPORT_BROKER_DISPATCHER_H_
 #define REUSEPORT_BROKER_DISPATCHER_H_
@@ -25,6 +31,7 @@
 #include "absl/status/status.h"
 #include "event_loop.h"
 #include "flow_hash.h"
+#include "policy.h"
 #include "registry.h"
 
 namespace reuseport::broker {
@@ -47,7 +54,9 @@ struct DispatchTotals {
 
 class Dispatcher {
  public:
-  Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key);
+  // `policy` gives each uid's limits; it must outlive the dispatcher.
+  Dispatcher(EventLoop& loop, Registry& registry, const DispatchOptions& options, const FlowKey& flow_key,
+             const Policy& policy);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
@@ -55,8 +64,9 @@ class Dispatcher {
   // expressed in connections. Call once before members exist.
   void CalibrateChannels();
 
-  // Sizes and makes non-blocking the broker's end of a new member's channel.
-  void PrepareChannel(int channel_fd, int protocol) const;
+  // Sizes and makes non-blocking the broker's end of a new member's channel;
+  // a UDP channel holds `udp_bytes` (admission.h decides how many).
+  void PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes) const;
 
   // UDP real sockets start receiving at once; TCP ones when listening.
   absl::Status StartUdp(RealSocket* real);
@@ -73,7 +83,6 @@ class Dispatcher {
   void ForgetRealSocket(RealSocket* real);
 
   const DispatchTotals& totals() const { return totals_; }
-  const FlowKey& flow_key() const { return flow_key_; }
 
  private:
   void OnTcpReadable(RealSocket* real);
@@ -85,6 +94,13 @@ class Dispatcher {
   void FlushPending(Group* group);
   void Pause(RealSocket* real);
   void ResumeIfDrained(RealSocket* real);
+  // Is `uid` below its queued limit? Recounts its members' channels when the
+  // running estimate says it is not.
+  bool HasRoom(uid_t uid);
+  int64_t CountInChannels(uid_t uid) const;
+  // Resumes `real` once its owner has room again (checked every tick).
+  void WaitForRoom(RealSocket* real);
+  void CheckRoom();
   void Refuse(UniqueFd fd);
 
   struct OutgoingDatagram {
@@ -107,11 +123,15 @@ class Dispatcher {
 
   bool stall_check_scheduled_ = false;
   static constexpr int kStallTickMs = 50;
+  bool room_check_scheduled_ = false;
+  static constexpr int kRoomTickMs = 20;
+  std::vector<RealSocket*> waiting_for_room_;
 
   EventLoop& loop_;
   Registry& registry_;
   DispatchOptions options_;
   FlowKey flow_key_;
+  const Policy& policy_;
   int tcp_channel_sndbuf_ = 0;  // SO_SNDBUF value that holds member_window records
   DispatchTotals totals_;
   std::vector<char> udp_buffers_;

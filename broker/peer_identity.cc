@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +18,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 #ifndef SIOCGSKNS
 #define SIOCGSKNS 0x894C
+#endif
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
 #endif
 
 namespace reuseport::broker {
@@ -32,6 +37,71 @@ absl::StatusOr<PeerCredentials> ReadPeerCredentials(int fd) {
     return absl::InternalError(absl::StrFormat("SO_PEERCRED: %s", strerror(errno)));
   }
   return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+bool PeerIdentity::InGroup(gid_t gid) const {
+  if (creds.gid == gid) return true;
+  for (gid_t g : groups) {
+    if (g == gid) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// The supplementary groups the kernel recorded at connect() (Linux 4.13+).
+bool PeerGroupsFromSocket(int fd, std::vector<gid_t>* out) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      *out = std::move(groups);
+      return true;
+    }
+    if (errno != ERANGE) return false;  // ENOPROTOOPT before 4.13
+    groups.resize(len / sizeof(gid_t) + 16);
+  }
+  return false;
+}
+
+// The groups /proc shows for pid, if its effective uid and gid are still the
+// peer's: a process that changed identity, or a pid reused by another, is
+// not trusted with more than SO_PEERCRED says.
+bool PeerGroupsFromProc(const PeerCredentials& creds, std::vector<gid_t>* out) {
+  std::ifstream in(absl::StrFormat("/proc/%d/status", creds.pid));
+  std::string line;
+  bool uid_ok = false, gid_ok = false;
+  std::vector<gid_t> groups;
+  while (std::getline(in, line)) {
+    absl::string_view v = line;
+    unsigned real = 0, effective = 0;
+    if (absl::ConsumePrefix(&v, "Uid:")) {
+      uid_ok = sscanf(std::string(v).c_str(), "%u %u", &real, &effective) == 2 && effective == creds.uid;
+    } else if (absl::ConsumePrefix(&v, "Gid:")) {
+      gid_ok = sscanf(std::string(v).c_str(), "%u %u", &real, &effective) == 2 && effective == creds.gid;
+    } else if (absl::ConsumePrefix(&v, "Groups:")) {
+      for (absl::string_view g : absl::StrSplit(v, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
+        uint32_t id = 0;
+        if (absl::SimpleAtoi(g, &id)) groups.push_back(id);
+      }
+    }
+  }
+  if (!uid_ok || !gid_ok) return false;
+  *out = std::move(groups);
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd) {
+  absl::StatusOr<PeerCredentials> creds = ReadPeerCredentials(fd);
+  if (!creds.ok()) return creds.status();
+  PeerIdentity id;
+  id.creds = *creds;
+  if (!PeerGroupsFromSocket(fd, &id.groups)) PeerGroupsFromProc(id.creds, &id.groups);
+  id.may_bind_privileged = HasCapabilityInOurNamespace(id.creds.pid, id.creds.uid, CAP_NET_BIND_SERVICE);
+  return id;
 }
 
 std::string CommandName(pid_t pid) {

@@ -1,6 +1,10 @@
 // Who is on the other end of a link: credentials frozen at connect()
-// (SO_PEERCRED), and what /proc says about that process. /proc facts are read
-// at the moment of a request and only ever used to refuse, or to label.
+// (SO_PEERCRED), and what /proc says about that process.
+//
+// Everything a decision needs about the peer is read once, when the broker
+// accepts the link, and kept with it (PeerIdentity): a pid can be reused
+// later, and a /proc entry read at request time could describe another
+// process. /proc is trusted only where its uid and gid match SO_PEERCRED's.
 #ifndef REUSEPORT_BROKER_PEER_IDENTITY_H_
 #define REUSEPORT_BROKER_PEER_IDENTITY_H_
 
@@ -9,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
@@ -22,6 +27,22 @@ struct PeerCredentials {
 };
 
 absl::StatusOr<PeerCredentials> ReadPeerCredentials(int fd);
+
+// What the policy may ask about a peer, read at link accept.
+struct PeerIdentity {
+  PeerCredentials creds;
+  // Supplementary groups (SO_PEERGROUPS from 4.13, else /proc/PID/status
+  // while its uid and gid match SO_PEERCRED's); the primary gid is creds.gid.
+  std::vector<gid_t> groups;
+  // CAP_NET_BIND_SERVICE in the broker's user namespace, as the process had
+  // it when it connected.
+  bool may_bind_privileged = false;
+
+  bool InGroup(gid_t gid) const;
+};
+
+// Reads a connected peer's identity: SO_PEERCRED, then the rest.
+absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd);
 
 // The process's command name (/proc/PID/comm), or "?" when gone.
 std::string CommandName(pid_t pid);

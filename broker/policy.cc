@@ -1,8 +1,9 @@
 #include "policy.h"
 
 #include <grp.h>
-#include <linux/capability.h>
 #include <pwd.h>
+
+#include <stdint.h>
 
 #include <fstream>
 #include <sstream>
@@ -49,22 +50,6 @@ bool ParsePorts(absl::string_view value, std::vector<std::pair<uint16_t, uint16_
     out->push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
   }
   return !out->empty();
-}
-
-// Supplementary groups of a process, from /proc/PID/status.
-bool InGroup(pid_t pid, gid_t primary, uint32_t gid) {
-  if (primary == gid) return true;
-  std::ifstream in(absl::StrFormat("/proc/%d/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view v = line;
-    if (!absl::ConsumePrefix(&v, "Groups:")) continue;
-    for (absl::string_view g : absl::StrSplit(v, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
-      uint32_t id = 0;
-      if (absl::SimpleAtoi(g, &id) && id == gid) return true;
-    }
-  }
-  return false;
 }
 
 }  // namespace
@@ -132,15 +117,22 @@ absl::StatusOr<Policy> Policy::Parse(const std::string& text, const std::string&
         copy = p.per_uid_.contains(uid) ? p.per_uid_[uid] : p.defaults_;
         target = &copy;
       }
-      if (fields.size() == (one_uid ? 1u : 0u)) return LineError(origin, n, "limit needs groups=, members=, links= or queued=");
+      if (fields.size() == (one_uid ? 1u : 0u)) {
+        return LineError(origin, n, "limit needs groups=, members=, links=, queued=, udp_bytes= or reply_bytes=");
+      }
       for (const auto& [key, value] : fields) {
         if (key == "uid") continue;
-        int v = 0;
-        if (!absl::SimpleAtoi(value, &v) || v < 0) return LineError(origin, n, absl::StrFormat("%s='%s' is not a count", key, value));
-        if (key == "groups") target->groups = v;
-        else if (key == "members") target->members = v;
-        else if (key == "links") target->links = v;
-        else if (key == "queued") target->queued = v;
+        int64_t v = 0;
+        bool is_bytes = key == "udp_bytes" || key == "reply_bytes";
+        if (!absl::SimpleAtoi(value, &v) || v < 0 || (!is_bytes && v > INT32_MAX)) {
+          return LineError(origin, n, absl::StrFormat("%s='%s' is not a %s", key, value, is_bytes ? "byte count" : "count"));
+        }
+        if (key == "groups") target->groups = static_cast<int>(v);
+        else if (key == "members") target->members = static_cast<int>(v);
+        else if (key == "links") target->links = static_cast<int>(v);
+        else if (key == "queued") target->queued = static_cast<int>(v);
+        else if (key == "udp_bytes") target->udp_bytes = v;
+        else if (key == "reply_bytes") target->reply_bytes = v;
         else return LineError(origin, n, absl::StrFormat("limit does not take '%s'", key));
       }
       if (one_uid) p.per_uid_[uid] = copy;
@@ -159,21 +151,18 @@ absl::StatusOr<Policy> Policy::Load(const std::string& path) {
   return Parse(text.str(), path);
 }
 
-bool Policy::AllowedByRule(const PeerCredentials& peer, int protocol, uint16_t port) const {
+bool Policy::AllowedByRule(const PeerIdentity& peer, int protocol, uint16_t port) const {
   for (const AllowRule& r : rules_) {
     if (port < r.first_port || port > r.last_port) continue;
     if (r.protocol != 0 && r.protocol != protocol) continue;
-    if (r.by_uid ? peer.uid == r.id : InGroup(peer.pid, peer.gid, r.id)) return true;
+    if (r.by_uid ? peer.creds.uid == r.id : peer.InGroup(r.id)) return true;
   }
   return false;
 }
 
-bool Policy::MayJoinPort(const PeerCredentials& peer, int protocol, uint16_t port) const {
+bool Policy::MayJoinPort(const PeerIdentity& peer, int protocol, uint16_t port) const {
   if (port >= kFirstUnprivilegedPort) return true;
-  if (AllowedByRule(peer, protocol, port)) return true;
-  // /proc is read now, while the link that carries the request is open; a pid
-  // reused since connect() must also run as the peer's uid to pass.
-  return HasCapabilityInOurNamespace(peer.pid, peer.uid, CAP_NET_BIND_SERVICE);
+  return AllowedByRule(peer, protocol, port) || peer.may_bind_privileged;
 }
 
 UidLimits Policy::LimitsFor(uid_t uid) const {
@@ -181,13 +170,18 @@ UidLimits Policy::LimitsFor(uid_t uid) const {
   return it == per_uid_.end() ? defaults_ : it->second;
 }
 
+namespace {
+
+std::string DescribeLimits(const UidLimits& l) {
+  return absl::StrFormat("groups=%d members=%d links=%d queued=%d udp_bytes=%d reply_bytes=%d", l.groups, l.members,
+                         l.links, l.queued, l.udp_bytes, l.reply_bytes);
+}
+
+}  // namespace
+
 std::string Policy::Describe() const {
-  std::string out = absl::StrFormat("%d allow rule(s); default limits: groups=%d members=%d links=%d queued=%d",
-                                    rules_.size(), defaults_.groups, defaults_.members, defaults_.links, defaults_.queued);
-  for (const auto& [uid, l] : per_uid_) {
-    absl::StrAppendFormat(&out, "; uid %d: groups=%d members=%d links=%d queued=%d", uid, l.groups, l.members, l.links,
-                          l.queued);
-  }
+  std::string out = absl::StrFormat("%d allow rule(s); default limits: %s", rules_.size(), DescribeLimits(defaults_));
+  for (const auto& [uid, l] : per_uid_) absl::StrAppendFormat(&out, "; uid %d: %s", uid, DescribeLimits(l));
   return out;
 }
 

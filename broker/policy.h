@@ -11,7 +11,7 @@
 //   allow uid=www-data port=80,443 protocol=tcp
 //   allow gid=1001 port=8000-8100
 //   limit groups=256 members=1024 links=2048 queued=4096
-//   limit uid=1000 members=16
+//   limit uid=1000 members=16 udp_bytes=67108864
 //
 //   allow  lets the processes of a uid, or of a group (primary or
 //          supplementary), join ports below 1024 without the capability, and
@@ -21,7 +21,13 @@
 //          groups   groups a uid may own
 //          members  member sockets of a uid
 //          links    open connections to the control socket of a uid
-//          queued   connections waiting in the broker for a uid's groups
+//          queued   connections accepted for a uid's groups and not yet
+//                   taken by a member: held by the broker or sitting in the
+//                   members' channels (each of those is an fd in flight)
+//          udp_bytes   bytes of UDP datagrams a uid's members may have
+//                   waiting in their channels, all members together
+//          reply_bytes bytes of replies the broker holds for a uid's links
+//                   that do not read them (status documents mostly)
 //
 // Thread-safety: immutable once loaded; reads only.
 #ifndef REUSEPORT_BROKER_POLICY_H_
@@ -44,6 +50,8 @@ struct UidLimits {
   int members = 1024;
   int links = 2048;
   int queued = 4096;
+  int64_t udp_bytes = int64_t{256} << 20;
+  int64_t reply_bytes = int64_t{8} << 20;
 };
 
 struct AllowRule {
@@ -67,12 +75,13 @@ class Policy {
   static absl::StatusOr<Policy> Load(const std::string& path);
 
   // May the process behind `peer` have traffic of `port` handed to it without
-  // having bound the port itself?
-  bool MayJoinPort(const PeerCredentials& peer, int protocol, uint16_t port) const;
+  // having bound the port itself? Decided on what was read when its link was
+  // accepted (PeerIdentity), never on /proc at request time.
+  bool MayJoinPort(const PeerIdentity& peer, int protocol, uint16_t port) const;
 
   // Does an allow rule (not a capability) cover this? Then the broker may bind
   // a privileged port on the peer's behalf.
-  bool AllowedByRule(const PeerCredentials& peer, int protocol, uint16_t port) const;
+  bool AllowedByRule(const PeerIdentity& peer, int protocol, uint16_t port) const;
 
   UidLimits LimitsFor(uid_t uid) const;
 

@@ -126,6 +126,11 @@ PortDomain* Registry::FindDomain(const DomainKey& key) {
   return it == domains_.end() ? nullptr : it->second.get();
 }
 
+const PortDomain* Registry::FindDomain(const DomainKey& key) const {
+  auto it = domains_.find(key);
+  return it == domains_.end() ? nullptr : it->second.get();
+}
+
 PortDomain& Registry::DomainFor(const DomainKey& key) {
   auto& slot = domains_[key];
   if (!slot) {
@@ -140,9 +145,23 @@ void Registry::DropDomainIfEmpty(const DomainKey& key) {
   if (it != domains_.end() && it->second->groups.empty() && it->second->reals.empty()) domains_.erase(it);
 }
 
-Group* Registry::FindExactGroup(PortDomain& domain, const rp_address& address, bool v6only) const {
+Group* Registry::FindExactGroup(const PortDomain& domain, const rp_address& address, bool v6only) const {
   for (auto& g : domain.groups) {
     if (SameAddress(g->address, address) && (address.family != AF_INET6 || g->v6only == v6only)) return g.get();
+  }
+  return nullptr;
+}
+
+RealSocket* Registry::FindRealSocket(const PortDomain& domain, uint64_t inode) const {
+  for (auto& r : domain.reals) {
+    if (r->inode == inode) return r.get();
+  }
+  return nullptr;
+}
+
+RealSocket* Registry::FindRealSocketAt(const PortDomain& domain, const rp_address& address, bool v6only) const {
+  for (auto& r : domain.reals) {
+    if (SameAddress(r->address, address) && r->v6only == v6only) return r.get();
   }
   return nullptr;
 }
@@ -154,7 +173,7 @@ int Registry::CheckNewSocket(const PortDomain& domain, const rp_address& address
   return 0;
 }
 
-JoinDecision Registry::DecideJoin(PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const {
+JoinDecision Registry::DecideJoin(const PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const {
   JoinDecision d;
   for (const auto& g : domain.groups) {
     if (Overlaps(g->address, g->v6only, address, v6only) && g->owner_uid != uid) {
@@ -169,9 +188,10 @@ JoinDecision Registry::DecideJoin(PortDomain& domain, const rp_address& address,
     return d;
   }
   // A wildcard socket of the same port already receives this address's
-  // traffic: serve the new group from it, routed by destination.
+  // traffic: serve the new group from it, routed by destination. Only the
+  // uid's own: another's socket would hand its owner this group's traffic.
   for (const auto& real : domain.reals) {
-    if (IsWildcard(real->address) && Serves(real->address, real->v6only, address, v6only)) {
+    if (real->owner_uid == uid && IsWildcard(real->address) && Serves(real->address, real->v6only, address, v6only)) {
       d.kind = JoinDecision::kNewGroupOnSocket;
       d.real = real.get();
       return d;
@@ -182,8 +202,9 @@ JoinDecision Registry::DecideJoin(PortDomain& domain, const rp_address& address,
 }
 
 RealSocket* Registry::AddRealSocket(PortDomain& domain, UniqueFd fd, int protocol, const rp_address& address,
-                                    bool v6only, uint64_t inode) {
+                                    bool v6only, uint64_t inode, uid_t owner_uid) {
   auto real = std::make_unique<RealSocket>();
+  real->owner_uid = owner_uid;
   real->domain = &domain;
   real->fd = std::move(fd);
   real->protocol = protocol;
@@ -204,7 +225,8 @@ Group* Registry::AddGroup(PortDomain& domain, RealSocket* real, const rp_address
   g->owner_uid = uid;
   g->real = real;
   ++real->groups;
-  ++groups_by_uid_[uid];
+  ++usage_[uid].groups;
+  groups_by_owner_[uid].push_back(g.get());
   domain.groups.push_back(std::move(g));
   return domain.groups.back().get();
 }
@@ -214,7 +236,15 @@ std::unique_ptr<RealSocket> Registry::RemoveGroup(Group* group) {
   RealSocket* real = group->real;
   auto it = std::find_if(domain->groups.begin(), domain->groups.end(), [&](auto& g) { return g.get() == group; });
   if (it != domain->groups.end()) {
-    if (--groups_by_uid_[group->owner_uid] <= 0) groups_by_uid_.erase(group->owner_uid);
+    UidUsage& usage = usage_[group->owner_uid];
+    if (--usage.groups <= 0) usage.waiting = usage.in_channels = 0;  // no group, no connection held for it
+    DropUsageIfIdle(group->owner_uid);
+    auto owned = groups_by_owner_.find(group->owner_uid);
+    if (owned != groups_by_owner_.end()) {
+      auto& v = owned->second;
+      v.erase(std::remove(v.begin(), v.end(), group), v.end());
+      if (v.empty()) groups_by_owner_.erase(owned);
+    }
     domain->groups.erase(it);
   }
   std::unique_ptr<RealSocket> released;
@@ -230,19 +260,36 @@ std::unique_ptr<RealSocket> Registry::RemoveGroup(Group* group) {
   return released;
 }
 
-void Registry::MemberRemoved(uid_t uid) {
-  auto it = members_by_uid_.find(uid);
-  if (it != members_by_uid_.end() && --it->second <= 0) members_by_uid_.erase(it);
+void Registry::MemberAdded(const Member& m) {
+  UidUsage& u = usage_[m.creds.uid];
+  ++u.members;
+  u.udp_channel_bytes += m.udp_channel_bytes;
 }
 
-int Registry::MembersOf(uid_t uid) const {
-  auto it = members_by_uid_.find(uid);
-  return it == members_by_uid_.end() ? 0 : it->second;
+void Registry::MemberRemoved(const Member& m) {
+  UidUsage& u = usage_[m.creds.uid];
+  --u.members;
+  u.udp_channel_bytes -= m.udp_channel_bytes;
+  DropUsageIfIdle(m.creds.uid);
 }
 
-int Registry::GroupsOf(uid_t uid) const {
-  auto it = groups_by_uid_.find(uid);
-  return it == groups_by_uid_.end() ? 0 : it->second;
+const UidUsage& Registry::UsageOf(uid_t uid) const {
+  static const UidUsage kNone;
+  auto it = usage_.find(uid);
+  return it == usage_.end() ? kNone : it->second;
+}
+
+const std::vector<Group*>& Registry::GroupsOwnedBy(uid_t uid) const {
+  static const std::vector<Group*> kNone;
+  auto it = groups_by_owner_.find(uid);
+  return it == groups_by_owner_.end() ? kNone : it->second;
+}
+
+void Registry::DropUsageIfIdle(uid_t uid) {
+  auto it = usage_.find(uid);
+  if (it == usage_.end()) return;
+  const UidUsage& u = it->second;
+  if (u.members <= 0 && u.groups <= 0 && u.udp_channel_bytes <= 0 && u.waiting <= 0 && u.in_channels <= 0) usage_.erase(it);
 }
 
 bool Registry::NeedsLocalAddress(const RealSocket& real) const { return real.groups > 1; }

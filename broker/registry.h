@@ -51,6 +51,7 @@ struct Member {
   UniqueFd channel;         // the broker's end
   UniqueFd channel_member;  // a duplicate of the member's end: what it has not consumed can be taken back
   uint64_t key = 0;         // stable across broker restarts (the member end's inode): places it in the table
+  int64_t udp_channel_bytes = 0;  // UDP: the channel buffer it was given, counted against its uid's budget
   bool listening = false;   // TCP: listen() called; UDP: always
   bool full = false;        // the channel refused a send; waiting for it to drain
   // Stall detection (TCP): connections sent but not consumed, seen at ticks.
@@ -83,6 +84,7 @@ struct RealSocket {
   bool paused = false;  // TCP: not accepting while every member is full
   EventLoop::Watch* watch = nullptr;
   uint64_t inode = 0;
+  uid_t owner_uid = 0;        // its creator's: only that uid's groups are served by it
   uint32_t kernel_drops = 0;  // UDP: SO_RXQ_OVFL as last reported
   int groups = 0;             // groups served by this socket
 };
@@ -105,7 +107,6 @@ struct Group {
   std::vector<Member*> active;  // listening (TCP) or all (UDP); indexed by the table
   MaglevTable table;
   std::deque<PendingConnection> pending;  // TCP: accepted while every member was full
-  size_t pending_limit = 4096;            // the owner's `queued` limit; beyond it, connections are reset
   // Counters.
   uint64_t accepted = 0;
   uint64_t datagrams = 0;
@@ -135,6 +136,20 @@ struct PortDomain {
   std::vector<std::unique_ptr<RealSocket>> reals;
 };
 
+// What one uid holds of the broker, kept as groups, members and connections
+// come and go (a decision must not cost a walk over every group).
+struct UidUsage {
+  int members = 0;
+  int groups = 0;
+  int64_t udp_channel_bytes = 0;  // its UDP members' channel buffers, together
+  // TCP connections accepted for its groups: held by the broker, and handed
+  // to members but not yet taken (an upper bound between the dispatcher's
+  // recounts; each is an fd in flight).
+  int64_t waiting = 0;
+  int64_t in_channels = 0;
+  int64_t queued() const { return waiting + in_channels; }
+};
+
 // The outcome of asking to join an address without a bound socket of one's own.
 struct JoinDecision {
   enum Kind { kJoinGroup, kNewGroupOnSocket, kNoGroup, kRefused } kind = kNoGroup;
@@ -146,19 +161,24 @@ struct JoinDecision {
 class Registry {
  public:
   PortDomain* FindDomain(const DomainKey& key);
+  const PortDomain* FindDomain(const DomainKey& key) const;
   PortDomain& DomainFor(const DomainKey& key);
   void DropDomainIfEmpty(const DomainKey& key);
 
   // For a member whose own bind found the port taken.
-  JoinDecision DecideJoin(PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const;
+  JoinDecision DecideJoin(const PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const;
 
   // For a member whose own socket the kernel bound: 0, or EADDRINUSE when it
   // overlaps a group of another uid (a virtual group the kernel cannot see).
   int CheckNewSocket(const PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const;
-  Group* FindExactGroup(PortDomain& domain, const rp_address& address, bool v6only) const;
+  Group* FindExactGroup(const PortDomain& domain, const rp_address& address, bool v6only) const;
+  // The real socket with this inode (a member presenting the group socket it holds).
+  RealSocket* FindRealSocket(const PortDomain& domain, uint64_t inode) const;
+  // A real socket bound to exactly this address.
+  RealSocket* FindRealSocketAt(const PortDomain& domain, const rp_address& address, bool v6only) const;
 
   RealSocket* AddRealSocket(PortDomain& domain, UniqueFd fd, int protocol, const rp_address& address, bool v6only,
-                            uint64_t inode);
+                            uint64_t inode, uid_t owner_uid);
   Group* AddGroup(PortDomain& domain, RealSocket* real, const rp_address& address, bool v6only, uid_t uid);
 
   // Removes an empty group; returns the real socket if no group uses it any
@@ -173,19 +193,24 @@ class Registry {
 
   uint64_t NextId() { return ++last_id_; }
 
-  // Per-uid counts for the policy's limits, kept as groups and members come
-  // and go (a join must not cost a walk over every group).
-  void MemberAdded(uid_t uid) { ++members_by_uid_[uid]; }
-  void MemberRemoved(uid_t uid);
-  int MembersOf(uid_t uid) const;
-  int GroupsOf(uid_t uid) const;
+  // Per-uid counts for the policy's limits.
+  void MemberAdded(const Member& m);
+  void MemberRemoved(const Member& m);
+  int MembersOf(uid_t uid) const { return UsageOf(uid).members; }
+  int GroupsOf(uid_t uid) const { return UsageOf(uid).groups; }
+  const UidUsage& UsageOf(uid_t uid) const;
+  // The groups a uid owns (for recounting what its members hold).
+  const std::vector<Group*>& GroupsOwnedBy(uid_t uid) const;
+  UidUsage& MutableUsage(uid_t uid) { return usage_[uid]; }
+  // Forgets a uid that holds nothing any more.
+  void DropUsageIfIdle(uid_t uid);
 
   const absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>>& domains() const { return domains_; }
 
  private:
   absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>> domains_;
-  absl::flat_hash_map<uid_t, int> members_by_uid_;
-  absl::flat_hash_map<uid_t, int> groups_by_uid_;
+  absl::flat_hash_map<uid_t, UidUsage> usage_;
+  absl::flat_hash_map<uid_t, std::vector<Group*>> groups_by_owner_;
   uint64_t last_id_ = 0;
 };
 

@@ -51,13 +51,32 @@ std::vector<const Group*> SortedGroups(const Registry& registry) {
 
 uint64_t Handled(const Member& m) { return m.connections + m.datagrams; }
 
-std::string RenderText(const StatusSources& s) {
+// "tcp 0.0.0.0:8080" and nothing more: another user's group, as `ss -ltn` shows it.
+std::string OtherUsersGroupText(const Group& g) {
+  return absl::StrFormat("\n%s %s  (another user's group)\n", ProtocolName(g.protocol), FormatAddress(g.address));
+}
+
+std::string RenderText(const StatusSources& s, const StatusViewer& viewer) {
   std::vector<const Group*> groups = SortedGroups(s.registry);
-  size_t members = 0;
-  for (const Group* g : groups) members += g->members.size();
-  std::string out = absl::StrFormat("reuseportd: up %ds, %d group(s), %d member(s), %d link(s)\n",
-                                    (EventLoop::NowMs() - g_started_ms) / 1000, groups.size(), members, s.links);
+  size_t visible_groups = 0, members = 0;
   for (const Group* g : groups) {
+    if (!viewer.SeesInFull(*g)) continue;
+    ++visible_groups;
+    members += g->members.size();
+  }
+  std::string out;
+  if (viewer.sees_everything) {
+    out = absl::StrFormat("reuseportd: up %ds, %d group(s), %d member(s), %d link(s)\n",
+                          (EventLoop::NowMs() - g_started_ms) / 1000, groups.size(), members, s.links);
+  } else {
+    out = absl::StrFormat("reuseportd: up %ds; uid %d: %d group(s), %d member(s) (other users' groups: address only)\n",
+                          (EventLoop::NowMs() - g_started_ms) / 1000, viewer.uid, visible_groups, members);
+  }
+  for (const Group* g : groups) {
+    if (!viewer.SeesInFull(*g)) {
+      out += OtherUsersGroupText(*g);
+      continue;
+    }
     uint64_t total = 0;
     for (const auto& m : g->members) total += Handled(*m);
     absl::StrAppendFormat(&out, "\n%s %s  group %d  uid %d  netns %s  socket %s\n", ProtocolName(g->protocol),
@@ -79,7 +98,7 @@ std::string RenderText(const StatusSources& s) {
                             share, Handled(*m), queued, m->dropped);
     }
   }
-  if (!s.control.refusals_by_reason.empty()) {
+  if (viewer.sees_everything && !s.control.refusals_by_reason.empty()) {
     out += "\nrefusals:";
     std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
     std::sort(r.begin(), r.end());
@@ -89,13 +108,22 @@ std::string RenderText(const StatusSources& s) {
   return out;
 }
 
-std::string RenderJson(const StatusSources& s) {
+std::string RenderJson(const StatusSources& s, const StatusViewer& viewer) {
   std::vector<const Group*> groups = SortedGroups(s.registry);
-  std::string out = absl::StrFormat("{\"version\":1,\"pid\":%d,\"uptime_seconds\":%d,\"links\":%d,\"groups\":[", getpid(),
-                                    (EventLoop::NowMs() - g_started_ms) / 1000, s.links);
+  std::string out = absl::StrFormat("{\"version\":1,\"pid\":%d,\"uptime_seconds\":%d,\"viewer_uid\":%d,\"sees_everything\":%s,",
+                                    getpid(), (EventLoop::NowMs() - g_started_ms) / 1000, viewer.uid,
+                                    viewer.sees_everything ? "true" : "false");
+  if (viewer.sees_everything) absl::StrAppendFormat(&out, "\"links\":%d,", s.links);
+  out += "\"groups\":[";
   int64_t now = EventLoop::NowMs();
   for (size_t i = 0; i < groups.size(); ++i) {
     const Group* g = groups[i];
+    if (!viewer.SeesInFull(*g)) {
+      absl::StrAppendFormat(&out, "%s{\"protocol\":\"%s\",\"address\":\"%s\",\"port\":%d,\"family\":\"%s\",\"yours\":false}",
+                            i == 0 ? "" : ",", ProtocolName(g->protocol), JsonEscape(FormatAddress(g->address)),
+                            g->address.port, g->address.family == AF_INET6 ? "ipv6" : "ipv4");
+      continue;
+    }
     absl::StrAppendFormat(&out,
                           "%s{\"id\":%d,\"protocol\":\"%s\",\"address\":\"%s\",\"port\":%d,\"family\":\"%s\","
                           "\"v6only\":%s,\"owner_uid\":%d,\"netns\":\"%s\",\"socket\":\"%s\",\"accepted\":%d,"
@@ -119,13 +147,18 @@ std::string RenderJson(const StatusSources& s) {
     }
     out += "]}";
   }
+  if (!viewer.sees_everything) {
+    out += "]}\n";
+    return out;
+  }
   absl::StrAppendFormat(&out,
                         "],\"totals\":{\"connections_accepted\":%d,\"connections_refused\":%d,\"datagrams_received\":%d,"
                         "\"datagrams_unrouted\":%d,\"accept_errors\":%d,\"requests\":%d,\"rejected_messages\":%d,"
-                        "\"refusals\":%d,\"joins_waited\":%d},\"refusals\":{",
+                        "\"refusals\":%d,\"joins_waited\":%d,\"links_closed_unread\":%d},\"refusals\":{",
                         s.dispatch.connections_accepted, s.dispatch.connections_refused, s.dispatch.datagrams_received,
                         s.dispatch.datagrams_unrouted, s.dispatch.accept_errors, s.control.requests,
-                        s.control.rejected_messages, s.control.refusals, s.control.joins_waited);
+                        s.control.rejected_messages, s.control.refusals, s.control.joins_waited,
+                        s.control.links_closed_unread);
   std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
   std::sort(r.begin(), r.end());
   for (size_t i = 0; i < r.size(); ++i) absl::StrAppendFormat(&out, "%s\"%s\":%d", i == 0 ? "" : ",", JsonEscape(r[i].first), r[i].second);
@@ -153,8 +186,11 @@ std::string MemberLabels(const Group& g, const Member& m) {
                          PrometheusLabelEscape(m.command));
 }
 
-std::string RenderPrometheus(const StatusSources& s) {
-  std::vector<const Group*> groups = SortedGroups(s.registry);
+std::string RenderPrometheus(const StatusSources& s, const StatusViewer& viewer) {
+  std::vector<const Group*> groups;
+  for (const Group* g : SortedGroups(s.registry)) {
+    if (viewer.SeesInFull(*g)) groups.push_back(g);  // other users' groups are not the viewer's metrics
+  }
   std::string out;
   auto per_member = [&](const Metric& metric, auto value, int protocol) {
     Header(&out, metric);
@@ -174,8 +210,10 @@ std::string RenderPrometheus(const StatusSources& s) {
   out += "reuseport_up 1\n";
   Header(&out, {"reuseport_uptime_seconds", "gauge", "Seconds since the broker started."});
   absl::StrAppendFormat(&out, "reuseport_uptime_seconds %d\n", (EventLoop::NowMs() - g_started_ms) / 1000);
-  Header(&out, {"reuseport_links", "gauge", "Open connections to the control socket."});
-  absl::StrAppendFormat(&out, "reuseport_links %d\n", s.links);
+  if (viewer.sees_everything) {
+    Header(&out, {"reuseport_links", "gauge", "Open connections to the control socket."});
+    absl::StrAppendFormat(&out, "reuseport_links %d\n", s.links);
+  }
   per_group({"reuseport_group_members", "gauge", "Members of each group."}, [](const Group& g) { return g.members.size(); }, 0);
   per_group({"reuseport_group_owner_uid", "gauge", "The uid that owns each group."}, [](const Group& g) { return g.owner_uid; }, 0);
   per_group({"reuseport_connections_accepted_total", "counter", "TCP connections accepted for each group."},
@@ -200,6 +238,7 @@ std::string RenderPrometheus(const StatusSources& s) {
              [](const Group&, const Member& m) { return m.recovered; }, 0);
   per_member({"reuseport_stolen_total", "counter", "Queued connections taken back from a member that stalled."},
              [](const Group&, const Member& m) { return m.stolen; }, RP_PROTO_TCP);
+  if (!viewer.sees_everything) return out;  // the rest is the whole broker's
   Header(&out, {"reuseport_connections_refused_total", "counter", "Connections reset because no group could take them."});
   absl::StrAppendFormat(&out, "reuseport_connections_refused_total %d\n", s.dispatch.connections_refused);
   Header(&out, {"reuseport_datagrams_unrouted_total", "counter", "Datagrams for an address no group holds."});
@@ -208,6 +247,9 @@ std::string RenderPrometheus(const StatusSources& s) {
   absl::StrAppendFormat(&out, "reuseport_requests_total %d\n", s.control.requests);
   Header(&out, {"reuseport_joins_waited_total", "counter", "Joins that found no group yet and waited for one being created."});
   absl::StrAppendFormat(&out, "reuseport_joins_waited_total %d\n", s.control.joins_waited);
+  Header(&out, {"reuseport_links_closed_unread_total", "counter",
+                "Links closed for holding more unread replies than their uid's reply budget."});
+  absl::StrAppendFormat(&out, "reuseport_links_closed_unread_total %d\n", s.control.links_closed_unread);
   Header(&out, {"reuseport_refusals_total", "counter", "Requests answered with an error, by reason."});
   std::vector<std::pair<std::string, uint64_t>> r(s.control.refusals_by_reason.begin(), s.control.refusals_by_reason.end());
   std::sort(r.begin(), r.end());
@@ -248,12 +290,12 @@ std::string PrometheusLabelEscape(const std::string& s) {
   return out;
 }
 
-std::string RenderStatus(const StatusSources& sources, rp_status_format format) {
+std::string RenderStatus(const StatusSources& sources, rp_status_format format, const StatusViewer& viewer) {
   switch (format) {
-    case RP_STATUS_JSON: return RenderJson(sources);
-    case RP_STATUS_PROMETHEUS: return RenderPrometheus(sources);
+    case RP_STATUS_JSON: return RenderJson(sources, viewer);
+    case RP_STATUS_PROMETHEUS: return RenderPrometheus(sources, viewer);
     case RP_STATUS_TEXT:
-    default: return RenderText(sources);
+    default: return RenderText(sources, viewer);
   }
 }
 

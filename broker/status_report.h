@@ -4,6 +4,8 @@
 #ifndef REUSEPORT_BROKER_STATUS_REPORT_H_
 #define REUSEPORT_BROKER_STATUS_REPORT_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 
@@ -15,6 +17,16 @@ namespace reuseport::broker {
 
 struct ControlTotals;
 
+// Who is asking. An operator (root, the broker's own uid, the metrics
+// endpoint) sees everything. Anyone else sees their own uid's groups in full
+// and other users' groups only as `ss -ltn` would show them: protocol,
+// address and port; no pids, commands, counters, or the broker's totals.
+struct StatusViewer {
+  uid_t uid = 0;
+  bool sees_everything = true;
+  bool SeesInFull(const Group& g) const { return sees_everything || g.owner_uid == uid; }
+};
+
 struct StatusSources {
   const Registry& registry;
   const DispatchTotals& dispatch;
@@ -22,7 +34,7 @@ struct StatusSources {
   size_t links;
 };
 
-std::string RenderStatus(const StatusSources& sources, rp_status_format format);
+std::string RenderStatus(const StatusSources& sources, rp_status_format format, const StatusViewer& viewer);
 
 // Exposed for tests.
 std::string JsonEscape(const std::string& s);

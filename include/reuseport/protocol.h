@@ -73,7 +73,14 @@ enum rp_opcode {
 
   /* Channel messages (broker to member), never replied to. */
   RP_OP_CONNECTION = 32, /* payload rp_connection, fds [accepted socket] */
-  RP_OP_DATAGRAM = 33    /* payload rp_datagram, trailing data = the datagram */
+  RP_OP_DATAGRAM = 33,   /* payload rp_datagram, trailing data = the datagram */
+  /* The broker's proof that a client holds a member's end of a channel (ATTACH,
+     REJOIN): it sends this record, with a fresh nonce, into the end the client
+     passed, and the record must come out of the channel's other end, which only
+     the broker and that member's processes hold. It travels member end to
+     broker end, a direction nothing else uses; a program never sees it, and a
+     receiver that meets one ignores it. payload rp_channel_proof, no fds. */
+  RP_OP_CHANNEL_PROOF = 48
 };
 
 enum rp_flag {
@@ -161,6 +168,10 @@ struct rp_connection {
   uint64_t sequence; /* per member, for logs */
 };
 
+struct rp_channel_proof {
+  uint64_t nonce[2];
+};
+
 enum rp_datagram_flag {
   RP_DATAGRAM_HAS_DESTINATION = 1u << 0 /* destination and ifindex are valid */
 };
@@ -172,26 +183,21 @@ struct rp_datagram {
   uint32_t flags;                /* enum rp_datagram_flag */
 };
 
+/* One list of size checks for C and C++. */
 #ifdef __cplusplus
-static_assert(sizeof(struct rp_header) == 32, "rp_header size is part of the protocol");
-static_assert(sizeof(struct rp_address) == 28, "rp_address size is part of the protocol");
-static_assert(sizeof(struct rp_bind_request) == 36, "rp_bind_request size");
-static_assert(sizeof(struct rp_member_reply) == 48, "rp_member_reply size");
-static_assert(sizeof(struct rp_listen_request) == 8, "rp_listen_request size");
-static_assert(sizeof(struct rp_rejoin_request) == 48, "rp_rejoin_request size");
-static_assert(sizeof(struct rp_status_request) == 8, "rp_status_request size");
-static_assert(sizeof(struct rp_connection) == 40, "rp_connection size");
-static_assert(sizeof(struct rp_datagram) == 64, "rp_datagram size");
+#define RP_STATIC_ASSERT(cond, what) static_assert(cond, what)
 #else
-_Static_assert(sizeof(struct rp_header) == 32, "rp_header size is part of the protocol");
-_Static_assert(sizeof(struct rp_address) == 28, "rp_address size is part of the protocol");
-_Static_assert(sizeof(struct rp_bind_request) == 36, "rp_bind_request size");
-_Static_assert(sizeof(struct rp_member_reply) == 48, "rp_member_reply size");
-_Static_assert(sizeof(struct rp_listen_request) == 8, "rp_listen_request size");
-_Static_assert(sizeof(struct rp_rejoin_request) == 48, "rp_rejoin_request size");
-_Static_assert(sizeof(struct rp_status_request) == 8, "rp_status_request size");
-_Static_assert(sizeof(struct rp_connection) == 40, "rp_connection size");
-_Static_assert(sizeof(struct rp_datagram) == 64, "rp_datagram size");
+#define RP_STATIC_ASSERT(cond, what) _Static_assert(cond, what)
 #endif
+RP_STATIC_ASSERT(sizeof(struct rp_header) == 32, "rp_header size is part of the protocol");
+RP_STATIC_ASSERT(sizeof(struct rp_address) == 28, "rp_address size is part of the protocol");
+RP_STATIC_ASSERT(sizeof(struct rp_bind_request) == 36, "rp_bind_request size");
+RP_STATIC_ASSERT(sizeof(struct rp_member_reply) == 48, "rp_member_reply size");
+RP_STATIC_ASSERT(sizeof(struct rp_listen_request) == 8, "rp_listen_request size");
+RP_STATIC_ASSERT(sizeof(struct rp_rejoin_request) == 48, "rp_rejoin_request size");
+RP_STATIC_ASSERT(sizeof(struct rp_status_request) == 8, "rp_status_request size");
+RP_STATIC_ASSERT(sizeof(struct rp_connection) == 40, "rp_connection size");
+RP_STATIC_ASSERT(sizeof(struct rp_datagram) == 64, "rp_datagram size");
+RP_STATIC_ASSERT(sizeof(struct rp_channel_proof) == 16, "rp_channel_proof size");
 
 #endif /* REUSEPORT_PROTOCOL_H */

@@ -75,7 +75,7 @@ TEST_F(PolicyIntegrationTest, MemberLimitStopsOneUidFromTakingMore) {
   EXPECT_NE(std::string(third.status().message()).find("EADDRINUSE"), std::string::npos) << third.status();
   absl::StatusOr<ctl::JsonValue> status = broker->Status();
   ASSERT_TRUE(status.ok());
-  EXPECT_EQ((*status)["refusals"]["limit"].AsNumber(), 1);
+  EXPECT_EQ((*status)["refusals"]["limit-members"].AsNumber(), 1);
   // Root is not limited by nobody's line.
   MemberOptions root = ShimmedMember({TcpMemberPath()}, "root", dir_.path(), *broker);
   EXPECT_TRUE(StartMember(root).ok());

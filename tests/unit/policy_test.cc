@@ -1,7 +1,12 @@
 // The policy file: what it grants, what it limits, and clear errors for bad lines.
 #include "policy.h"
 
+#include <linux/capability.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "reuseport/protocol.h"
@@ -9,7 +14,12 @@
 namespace reuseport::broker {
 namespace {
 
-PeerCredentials Peer(uid_t uid, gid_t gid = 65534) { return PeerCredentials{getpid(), uid, gid}; }
+PeerIdentity Peer(uid_t uid, gid_t gid = 65534, std::vector<gid_t> groups = {}) {
+  PeerIdentity id;
+  id.creds = PeerCredentials{getpid(), uid, gid};
+  id.groups = std::move(groups);
+  return id;
+}
 
 TEST(PolicyTest, EmptyPolicyGrantsNothingAndHasDefaults) {
   absl::StatusOr<Policy> p = Policy::Parse("# nothing\n\n");
@@ -32,7 +42,8 @@ TEST(PolicyTest, AllowRulesMatchUidPortRangeAndProtocol) {
   EXPECT_TRUE(p->AllowedByRule(Peer(1001), RP_PROTO_UDP, 100)) << "both protocols by default";
   EXPECT_FALSE(p->AllowedByRule(Peer(1001), RP_PROTO_UDP, 101));
   EXPECT_TRUE(p->AllowedByRule(Peer(5, 2000), RP_PROTO_UDP, 53)) << "primary group";
-  EXPECT_FALSE(p->AllowedByRule(Peer(5, 2001), RP_PROTO_UDP, 53));
+  EXPECT_TRUE(p->AllowedByRule(Peer(5, 2001, {10, 2000}), RP_PROTO_UDP, 53)) << "supplementary group";
+  EXPECT_FALSE(p->AllowedByRule(Peer(5, 2001, {10}), RP_PROTO_UDP, 53));
   EXPECT_EQ(p->rules().size(), 4u);
 }
 
@@ -81,12 +92,35 @@ TEST(PolicyTest, BadLinesNameTheLineAndTheProblem) {
 }
 
 TEST(PolicyTest, PrivilegedPortsNeedTheCapabilityOrARule) {
-  absl::StatusOr<Policy> p = Policy::Parse("");
+  absl::StatusOr<Policy> p = Policy::Parse("allow gid=3000 port=80");
   ASSERT_TRUE(p.ok());
-  // This test runs as root with all capabilities: allowed by capability.
-  EXPECT_TRUE(p->MayJoinPort(PeerCredentials{getpid(), getuid(), getgid()}, RP_PROTO_TCP, 80));
-  // A uid the process does not run as: the /proc check refuses.
-  EXPECT_FALSE(p->MayJoinPort(PeerCredentials{getpid(), 4242, 4242}, RP_PROTO_TCP, 80));
+  PeerIdentity capable = Peer(4242, 4242);
+  capable.may_bind_privileged = true;
+  EXPECT_TRUE(p->MayJoinPort(capable, RP_PROTO_TCP, 80));
+  EXPECT_FALSE(p->MayJoinPort(Peer(4242, 4242), RP_PROTO_TCP, 80));
+  EXPECT_FALSE(p->MayJoinPort(Peer(4242, 4242), RP_PROTO_TCP, 81)) << "no rule, no capability";
+  EXPECT_TRUE(p->MayJoinPort(Peer(4242, 4242, {3000}), RP_PROTO_TCP, 80)) << "a rule for a group it was in at connect";
+}
+
+// What the broker reads about a peer when it accepts its link: the groups and
+// the capability of the process as it was then (here: this test process).
+TEST(PolicyTest, PeerIdentityIsReadFromTheConnectingProcess) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  absl::StatusOr<PeerIdentity> id = ReadPeerIdentity(sv[0]);
+  close(sv[0]);
+  close(sv[1]);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(id->creds.pid, getpid());
+  EXPECT_EQ(id->creds.uid, geteuid());
+  std::vector<gid_t> mine(static_cast<size_t>(getgroups(0, nullptr)));
+  ASSERT_EQ(getgroups(static_cast<int>(mine.size()), mine.data()), static_cast<int>(mine.size()));
+  for (gid_t g : mine) EXPECT_TRUE(id->InGroup(g)) << "supplementary group " << g;
+  struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  ASSERT_EQ(syscall(SYS_capget, &header, data), 0);
+  bool capable = (data[CAP_NET_BIND_SERVICE / 32].effective >> (CAP_NET_BIND_SERVICE % 32)) & 1;
+  EXPECT_EQ(id->may_bind_privileged, capable);
 }
 
 }  // namespace

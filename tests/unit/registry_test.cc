@@ -63,7 +63,7 @@ class RegistryTest : public ::testing::Test {
 
 TEST_F(RegistryTest, JoinsExactGroupOfSameUidOnly) {
   PortDomain& d = registry.DomainFor(key);
-  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1);
+  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 1000);
   Group* g = registry.AddGroup(d, real, Addr("0.0.0.0"), false, 1000);
   JoinDecision same = registry.DecideJoin(d, Addr("0.0.0.0"), false, 1000);
   EXPECT_EQ(same.kind, JoinDecision::kJoinGroup);
@@ -77,7 +77,7 @@ TEST_F(RegistryTest, JoinsExactGroupOfSameUidOnly) {
 
 TEST_F(RegistryTest, SpecificAddressUnderWildcardBecomesGroupOnTheWildcardSocket) {
   PortDomain& d = registry.DomainFor(key);
-  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1);
+  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 0);
   registry.AddGroup(d, real, Addr("0.0.0.0"), false, 0);
   JoinDecision j = registry.DecideJoin(d, Addr("127.0.0.1"), false, 0);
   ASSERT_EQ(j.kind, JoinDecision::kNewGroupOnSocket);
@@ -88,7 +88,7 @@ TEST_F(RegistryTest, SpecificAddressUnderWildcardBecomesGroupOnTheWildcardSocket
 
 TEST_F(RegistryTest, RoutesToTheMostSpecificGroupWithListeners) {
   PortDomain& d = registry.DomainFor(key);
-  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1);
+  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 0);
   Group* wildcard = registry.AddGroup(d, real, Addr("0.0.0.0"), false, 0);
   Group* specific = registry.AddGroup(d, real, Addr("127.0.0.1"), false, 0);
   auto listener = [](Group* g) {
@@ -110,7 +110,7 @@ TEST_F(RegistryTest, RoutesToTheMostSpecificGroupWithListeners) {
 
 TEST_F(RegistryTest, RemovingTheLastGroupReleasesTheSocketAndTheDomain) {
   PortDomain& d = registry.DomainFor(key);
-  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1);
+  RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 0);
   Group* a = registry.AddGroup(d, real, Addr("0.0.0.0"), false, 0);
   Group* b = registry.AddGroup(d, real, Addr("127.0.0.1"), false, 0);
   EXPECT_EQ(registry.RemoveGroup(a), nullptr) << "still serving group b";
