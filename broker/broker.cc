@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_format.h"
 #include "flow_hash.h"
+#include "hardening.h"
 #include "log.h"
 #include "status_report.h"
 #include "service_notify.h"
@@ -29,12 +30,9 @@ Broker::~Broker() {
 }
 
 absl::Status Broker::Start() {
-  // Every member holds a few of our fds; use what the hard limit allows.
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  // Every member holds a few of our fds, and every connection waiting in a
+  // member's channel counts against our limit too (docs/operations.md).
+  Log(Severity::kInfo, "file descriptor limit %d", RaiseFdLimit());
   if (absl::Status s = loop_.Init(); !s.ok()) return s;
   dispatcher_ = std::make_unique<Dispatcher>(loop_, registry_, options_.dispatch, LoadOrCreateFlowKey(),
                                              options_.control.policy);

@@ -49,6 +49,8 @@ class Broker {
   std::vector<std::string> SuccessorArgv() const;
   // An fd to write a byte to for each successor (hardening.h), or -1 to fork here.
   void SetSuccessorLauncher(int fd) { launcher_fd_ = fd; }
+  // The control socket's directory (after Start), for the system call filter.
+  int SocketDirectoryFd() const { return control_ ? control_->socket_directory_fd() : -1; }
 
  private:
   void StartSuccessor();

@@ -5,40 +5,65 @@
 #include <linux/capability.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
+#include "peer_identity.h"
 
 namespace reuseport::broker {
 
 namespace {
 
-constexpr int kKeptCapabilities[] = {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_SYS_PTRACE};
-
-bool Kept(int cap) {
-  for (int k : kKeptCapabilities) {
-    if (k == cap) return true;
+bool Kept(const std::vector<KeptCapability>& keep, int cap) {
+  for (const KeptCapability& k : keep) {
+    if (k.capability == cap) return true;
   }
   return false;
 }
 
+// Clears the effective and permitted sets, or keeps the listed capabilities
+// in them (capset cannot add one the process does not have).
+absl::Status SetCapabilities(const std::vector<KeptCapability>& keep) {
+  struct __user_cap_header_struct header {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  struct __user_cap_data_struct data[2] = {};
+  struct __user_cap_data_struct current[2] = {};
+  if (syscall(SYS_capget, &header, current) != 0) return absl::ErrnoToStatus(errno, "capget");
+  for (const KeptCapability& k : keep) {
+    uint32_t bit = 1u << (k.capability % 32);
+    if (current[k.capability / 32].permitted & bit) {
+      data[k.capability / 32].effective |= bit;
+      data[k.capability / 32].permitted |= bit;
+    }
+  }
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  if (syscall(SYS_capset, &header, data) != 0) return absl::ErrnoToStatus(errno, "capset");
+  return absl::OkStatus();
+}
+
 // What the broker calls once serving, including through libc (malloc, stdio
 // to stderr, syslog), and the newer calls glibc tries first and falls back
-// from (so a kernel or runner that answers ENOSYS keeps working).
+// from (so a kernel or runner that answers ENOSYS keeps working). Calls whose
+// arguments are narrowed are added by InstallSyscallFilter.
 constexpr const char* kAllowed[] = {
     // I/O and the event loop
-    "read", "write", "readv", "writev", "close", "fcntl", "ioctl", "lseek", "poll", "ppoll", "epoll_wait",
-    "epoll_pwait", "epoll_ctl",
-    // sockets: the control socket, channels, group sockets, the notify socket
+    "read", "write", "readv", "writev", "close", "fcntl", "lseek", "poll", "ppoll", "epoll_wait", "epoll_pwait",
+    "epoll_ctl",
+    // sockets: the control socket, channels, group sockets, the notify and syslog sockets
     "accept", "accept4", "recvmsg", "recvmmsg", "recvfrom", "sendmsg", "sendmmsg", "sendto", "socketpair", "bind",
     "listen", "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown", "connect",
-    // files: /proc, the socket path, the flow key
-    "openat", "open", "fstat", "newfstatat", "stat", "lstat", "statx", "unlink", "rename", "faccessat", "faccessat2",
-    "access", "readlink", "getdents64",
+    // files, read only (open and openat are narrowed below): /proc, /etc/localtime
+    "fstat", "newfstatat", "stat", "lstat", "statx", "faccessat", "faccessat2", "access", "readlink", "getdents64",
     // memory
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
     // signals, time, identity, exit
@@ -53,10 +78,50 @@ constexpr const char* kAllowed[] = {
 // needs ptrace, so main.cc turns it off once the filter is in.)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr const char* kAllowedForSanitizers[] = {"sched_getaffinity", "prctl", "getdents64", "readlink", "kill",
-                                                 "pipe", "pipe2"};
+                                                 "pipe", "pipe2", "open", "openat", "ioctl"};
 #else
 constexpr const char* kAllowedForSanitizers[] = {"getpid"};
 #endif
+
+// What a successor broker needs to start and then keep what it keeps:
+// raise its fd limit, drop its bounding set, and the capabilities a broker
+// may keep (CapabilitiesToKeep).
+constexpr int kLauncherCapabilities[] = {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, CAP_SYS_PTRACE, CAP_SYS_RESOURCE,
+                                         CAP_SETPCAP};
+
+void LimitLauncherCapabilities() {
+  if (geteuid() != 0) return;
+  auto needed = [](int cap) {
+    return std::find(std::begin(kLauncherCapabilities), std::end(kLauncherCapabilities), cap) !=
+           std::end(kLauncherCapabilities);
+  };
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (!needed(cap)) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  }
+  struct __user_cap_header_struct header {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  struct __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return;
+  for (auto& d : data) d.effective = d.inheritable = 0;
+  for (int i = 0; i < 2; ++i) {
+    uint32_t keep = 0;
+    for (int cap : kLauncherCapabilities) {
+      if (cap / 32 == i) keep |= 1u << (cap % 32);
+    }
+    data[i].permitted &= keep;
+  }
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  syscall(SYS_capset, &header, data);
+}
+
+struct scmp_arg_cmp Arg(unsigned int index, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0) {
+  struct scmp_arg_cmp cmp;
+  cmp.arg = index;
+  cmp.op = op;
+  cmp.datum_a = a;
+  cmp.datum_b = b;
+  return cmp;
+}
 
 }  // namespace
 
@@ -75,9 +140,18 @@ int StartSuccessorLauncher(const std::vector<std::string>& argv) {
   }
   // The launcher: keep only the pipe, wait for requests, go when the broker goes.
   close(p[1]);
-  for (int fd = 3; fd < 1024; ++fd) {
-    if (fd != p[0]) close(fd);
+  struct rlimit files {};
+  int max_fd = getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < (1u << 20) ? static_cast<int>(files.rlim_cur) : 1 << 20;
+  if (syscall(SYS_close_range, 3, p[0] - 1, 0) != 0 || syscall(SYS_close_range, p[0] + 1, ~0u, 0) != 0) {
+    for (int fd = 3; fd < max_fd; ++fd) {
+      if (fd != p[0]) close(fd);  // close_range is 5.9; this is what 3.2 has
+    }
   }
+  // Nothing effective while it waits, and nothing permitted beyond what a
+  // successor needs to start: it gets these through exec, as uid 0 or (under
+  // no_new_privs, e.g. systemd's NoNewPrivileges) from our permitted set.
+  LimitLauncherCapabilities();
+  prctl(PR_SET_DUMPABLE, 0);
   prctl(PR_SET_NAME, "reuseportd-exec");
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGCHLD, SIG_IGN);
@@ -99,36 +173,56 @@ int StartSuccessorLauncher(const std::vector<std::string>& argv) {
   _exit(0);
 }
 
-absl::Status DropCapabilities() {
+std::vector<KeptCapability> CapabilitiesToKeep(bool policy_binds_privileged_ports) {
+  std::vector<KeptCapability> keep = {
+      {CAP_NET_ADMIN, "channel buffers above net.core.wmem_max (SO_SNDBUFFORCE), so a member's queue holds what --member_window and --udp_queue_bytes say"}};
+  if (policy_binds_privileged_ports) {
+    keep.push_back({CAP_NET_BIND_SERVICE, "the policy grants ports below 1024; the broker binds them for members"});
+  }
+  if (SocketNamespacesNeedProc()) {
+    keep.push_back({CAP_SYS_PTRACE,
+                    "this kernel has no SIOCGSKNS (4.9); a socket's network namespace is read from its owner's "
+                    "/proc/PID/ns/net, which takes ptrace access to other users' processes"});
+  }
+  return keep;
+}
+
+uint64_t RaiseFdLimit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  uint64_t nr_open = 0;
+  if (FILE* f = fopen("/proc/sys/fs/nr_open", "re")) {
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) == 1) nr_open = v;
+    fclose(f);
+  }
+  if (nr_open > rl.rlim_max) {
+    struct rlimit raised = {nr_open, nr_open};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return nr_open;  // needs CAP_SYS_RESOURCE, which we have until the drop
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
+absl::Status DropCapabilities(const std::vector<KeptCapability>& keep) {
   if (geteuid() != 0) return absl::OkStatus();  // nothing to drop
   // Dropping from the bounding set needs CAP_SETPCAP, which a supervisor
   // (systemd, a container) may already have taken: then only what is still
   // there is ours to drop, and that may be nothing.
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (Kept(cap) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1) continue;
+    if (Kept(keep, cap) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) {
       return absl::ErrnoToStatus(errno, absl::StrFormat("PR_CAPBSET_DROP %d", cap));
     }
   }
-  struct __user_cap_header_struct header {};
-  header.version = _LINUX_CAPABILITY_VERSION_3;
-  struct __user_cap_data_struct data[2] = {};
-  struct __user_cap_data_struct current[2] = {};
-  if (syscall(SYS_capget, &header, current) != 0) return absl::ErrnoToStatus(errno, "capget");
-  for (int cap : kKeptCapabilities) {
-    uint32_t bit = 1u << (cap % 32);
-    // Keep a capability only if we have it: capset cannot add one.
-    if (current[cap / 32].permitted & bit) {
-      data[cap / 32].effective |= bit;
-      data[cap / 32].permitted |= bit;
-    }
-  }
-  header.version = _LINUX_CAPABILITY_VERSION_3;
-  if (syscall(SYS_capset, &header, data) != 0) return absl::ErrnoToStatus(errno, "capset");
-  return absl::OkStatus();
+  return SetCapabilities(keep);
 }
 
-absl::Status InstallSyscallFilter(SeccompMode mode) {
+absl::Status InstallSyscallFilter(SeccompMode mode, int socket_directory_fd) {
   if (mode == SeccompMode::kOff) return absl::OkStatus();
   uint32_t deny = mode == SeccompMode::kErrno ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_KILL_PROCESS;
   scmp_filter_ctx ctx = seccomp_init(deny);
@@ -146,6 +240,42 @@ absl::Status InstallSyscallFilter(SeccompMode mode) {
     if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0); rc != 0) {
       seccomp_release(ctx);
       return absl::InternalError(absl::StrFormat("seccomp_rule_add(%s): %s", name, strerror(-rc)));
+    }
+  }
+  // Narrowed calls. Files open read-only: the broker, though uid 0, writes
+  // no file once serving.
+  constexpr scmp_datum_t kWriting = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND;
+  struct Narrowed {
+    const char* name;
+    struct scmp_arg_cmp arg;
+  };
+  std::vector<Narrowed> narrowed = {
+      {"openat", Arg(2, SCMP_CMP_MASKED_EQ, kWriting, 0)},
+      {"open", Arg(1, SCMP_CMP_MASKED_EQ, kWriting, 0)},
+      // glibc's syslog() makes its socket again when the log daemon restarts.
+      {"socket", Arg(0, SCMP_CMP_EQ, AF_UNIX)},
+  };
+  // Queue sizes (FIONREAD = SIOCINQ, TIOCOUTQ = SIOCOUTQ), a socket's network
+  // namespace, and what libc asks of stderr; the command is an int.
+  for (scmp_datum_t request : {scmp_datum_t{FIONREAD}, scmp_datum_t{TIOCOUTQ}, scmp_datum_t{0x894C /* SIOCGSKNS */},
+                               scmp_datum_t{TCGETS}, scmp_datum_t{FIONBIO}, scmp_datum_t{FIOCLEX},
+                               scmp_datum_t{FIONCLEX}}) {
+    narrowed.push_back({"ioctl", Arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, request)});
+  }
+  // The control socket's path is removed at exit, from its directory only.
+  if (socket_directory_fd >= 0) {
+    narrowed.push_back({"unlinkat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(socket_directory_fd))});
+  }
+  for (const Narrowed& n : narrowed) {
+    if (std::find_if(std::begin(kAllowedForSanitizers), std::end(kAllowedForSanitizers),
+                     [&](const char* name) { return strcmp(name, n.name) == 0; }) != std::end(kAllowedForSanitizers)) {
+      continue;  // allowed whole in a sanitizer build
+    }
+    int nr = seccomp_syscall_resolve_name(n.name);
+    if (nr == __NR_SCMP_ERROR) continue;
+    if (int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, n.arg); rc != 0) {
+      seccomp_release(ctx);
+      return absl::InternalError(absl::StrFormat("seccomp_rule_add(%s): %s", n.name, strerror(-rc)));
     }
   }
   int rc = seccomp_load(ctx);

@@ -1,18 +1,28 @@
-// After start the broker keeps only what it needs.
+// After start the broker keeps only what it needs (docs/operations.md lists
+// each with its reason).
 //
-// Capabilities: CAP_NET_ADMIN (channel buffers above the sysctl limit),
-// CAP_NET_BIND_SERVICE (ports the policy grants), CAP_SYS_PTRACE (reading
-// other users' /proc/PID/ns/net where SIOCGSKNS is missing); everything else
-// leaves the bounding, permitted and effective sets.
+// Capabilities, each only where it is needed:
+//   CAP_NET_ADMIN         channel buffers above net.core.wmem_max (SO_SNDBUFFORCE)
+//   CAP_NET_BIND_SERVICE  only if the policy grants a port below 1024: the
+//                         broker binds it for the member
+//   CAP_SYS_PTRACE        only on kernels 3.8-4.8 without SIOCGSKNS: reading
+//                         another user's /proc/PID/ns/net to learn a socket's
+//                         network namespace
+// Everything else leaves the bounding, permitted and effective sets.
 //
 // System calls: a libseccomp allow-list of what the event loop, the control
-// protocol and libc use; anything else kills the broker (or fails with EPERM
-// with --seccomp=errno). Seccomp filters arrived in Linux 3.5; on older
-// kernels the broker says so and runs without.
+// protocol and libc use, with arguments narrowed where a call could reach
+// beyond the broker's own fds: files open read-only, sockets only AF_UNIX
+// (syslog's reconnect), ioctl only the queue and namespace queries, a file
+// removed only in the socket's directory. Anything else kills the broker (or
+// fails with EPERM with --seccomp=errno). Seccomp filters arrived in Linux
+// 3.5; on older kernels the broker says so and runs without.
 //
-// SIGHUP starts a successor with fork and exec, which the filter forbids, so
-// a launcher process is forked before the filter is installed: it holds one
-// pipe and nothing else, and execs the successor when asked.
+// SIGHUP starts a successor with fork and exec, which the filter forbids (and
+// a filter would follow the successor through exec), so a launcher process is
+// forked first: it keeps one pipe and no capability in its effective or
+// permitted sets. It stays uid 0 with a full bounding set, which is what lets
+// the successor it execs start with a fresh broker's capabilities.
 #ifndef REUSEPORT_BROKER_HARDENING_H_
 #define REUSEPORT_BROKER_HARDENING_H_
 
@@ -25,19 +35,32 @@ namespace reuseport::broker {
 
 enum class SeccompMode { kKill, kErrno, kOff };
 
-struct HardeningOptions {
-  bool drop_capabilities = true;
-  SeccompMode seccomp = SeccompMode::kKill;
-};
-
-// Forks the successor launcher (before Harden). Returns the fd to write one
+// Forks the successor launcher (before the rest). Returns the fd to write one
 // byte to for each successor wanted, or -1. `argv` is the successor's.
 int StartSuccessorLauncher(const std::vector<std::string>& argv);
 
-// Drops capabilities and installs the filter. Errors are reasons to log; the
-// broker still runs.
-absl::Status DropCapabilities();
-absl::Status InstallSyscallFilter(SeccompMode mode);
+// A capability kept after start, and why.
+struct KeptCapability {
+  int capability;
+  const char* reason;
+};
+
+// What this broker needs on this kernel with this policy.
+std::vector<KeptCapability> CapabilitiesToKeep(bool policy_binds_privileged_ports);
+
+// Raises RLIMIT_NOFILE as far as the kernel allows (fs.nr_open), while the
+// broker still may: every member costs it fds, and every connection in a
+// member's channel is an fd in flight that the kernel counts against it.
+// Returns the limit now in force.
+uint64_t RaiseFdLimit();
+
+// Drops every capability but `keep`. Errors are reasons to log; the broker
+// still runs.
+absl::Status DropCapabilities(const std::vector<KeptCapability>& keep);
+
+// `socket_directory_fd` is the one directory the broker may remove files
+// from once filtered (its socket's, at exit).
+absl::Status InstallSyscallFilter(SeccompMode mode, int socket_directory_fd);
 
 }  // namespace reuseport::broker
 

@@ -1,6 +1,9 @@
 // reuseportd: gives unmodified programs SO_REUSEPORT on kernels that lack it.
 // See `reuseportd --help` and README.md.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +46,11 @@ ABSL_FLAG(std::string, seccomp, "kill",
           "After start, allow only the system calls the broker uses: kill (others kill it), errno (others fail "
           "with EPERM) or off. Needs Linux 3.5; older kernels run without.");
 ABSL_FLAG(bool, drop_capabilities, true,
-          "After start, keep only CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and CAP_SYS_PTRACE.");
-ABSL_FLAG(bool, selftest_forbidden_syscall, false,
-          "For tests: once hardened, attempt a forbidden system call (execve) and report what happened.");
+          "After start, keep only CAP_NET_ADMIN, and CAP_NET_BIND_SERVICE / CAP_SYS_PTRACE where the policy / "
+          "kernel needs them (each is logged with its reason).");
+ABSL_FLAG(std::string, selftest_forbidden_syscall, "",
+          "For tests: once hardened, attempt a call the filter forbids and report what happened: execve, "
+          "open_for_writing, inet_socket, unlink_elsewhere or tty_ioctl.");
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve GET /metrics (Prometheus text) over HTTP on HOST:PORT, e.g. 127.0.0.1:9135; empty: off.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
@@ -156,6 +161,7 @@ int main(int argc, char** argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  const std::vector<AllowRule> options_policy_rules = options.control.policy.rules();
   Broker broker(std::move(options));
   g_broker = &broker;
   struct sigaction sa {};
@@ -183,21 +189,44 @@ int main(int argc, char** argv) {
   }
   // Hardening comes after start (the socket path, the flow key file) and
   // before the first request.
-  if (seccomp != SeccompMode::kOff) broker.SetSuccessorLauncher(StartSuccessorLauncher(broker.SuccessorArgv()));
-  if (absl::GetFlag(FLAGS_drop_capabilities)) {
-    if (absl::Status s = DropCapabilities(); !s.ok()) Log(Severity::kWarning, "keeping capabilities: %s", s.ToString());
+  bool drop = absl::GetFlag(FLAGS_drop_capabilities);
+  if (seccomp != SeccompMode::kOff || drop) broker.SetSuccessorLauncher(StartSuccessorLauncher(broker.SuccessorArgv()));
+  if (drop) {
+    bool binds_privileged = false;
+    for (const AllowRule& rule : options_policy_rules) binds_privileged |= rule.first_port < Policy::kFirstUnprivilegedPort;
+    std::vector<KeptCapability> keep = CapabilitiesToKeep(binds_privileged);
+    if (absl::Status s = DropCapabilities(keep); !s.ok()) {
+      Log(Severity::kWarning, "keeping capabilities: %s", s.ToString());
+    } else if (geteuid() == 0) {
+      for (const KeptCapability& k : keep) Log(Severity::kInfo, "keeping capability %d: %s", k.capability, k.reason);
+    }
   }
-  if (absl::Status s = InstallSyscallFilter(seccomp); !s.ok()) {
+  if (absl::Status s = InstallSyscallFilter(seccomp, broker.SocketDirectoryFd()); !s.ok()) {
     Log(Severity::kWarning, "%s; running without a system call filter", s.message());
   } else if (seccomp != SeccompMode::kOff) {
     g_filter_installed = 1;
     Log(Severity::kInfo, "system call filter installed (%s)", seccomp_flag);
   }
   broker.NotifyReady();
-  if (absl::GetFlag(FLAGS_selftest_forbidden_syscall)) {
-    char* args[] = {const_cast<char*>("/bin/true"), nullptr};
-    execv("/bin/true", args);
-    Log(Severity::kError, "selftest: execve was not stopped: %s", strerror(errno));
+  if (std::string call = absl::GetFlag(FLAGS_selftest_forbidden_syscall); !call.empty()) {
+    int result = -1;
+    if (call == "execve") {
+      char* args[] = {const_cast<char*>("/bin/true"), nullptr};
+      result = execv("/bin/true", args);
+    } else if (call == "open_for_writing") {
+      result = open("/proc/self/comm", O_WRONLY | O_CLOEXEC);
+    } else if (call == "inet_socket") {
+      result = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    } else if (call == "unlink_elsewhere") {
+      result = unlinkat(AT_FDCWD, "/nonexistent-reuseport-selftest", 0);
+    } else if (call == "tty_ioctl") {
+      int pgrp = 0;
+      result = ioctl(STDERR_FILENO, TIOCGPGRP, &pgrp);
+    } else {
+      fprintf(stderr, "reuseportd: unknown --selftest_forbidden_syscall %s\n", call.c_str());
+      return 2;
+    }
+    Log(Severity::kError, "selftest: %s was not stopped (result %d: %s)", call, result, strerror(errno));
     return 3;
   }
   broker.Run();

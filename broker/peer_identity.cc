@@ -113,21 +113,33 @@ std::string CommandName(pid_t pid) {
 
 namespace {
 
-bool SameFile(const char* a, const char* b) {
-  struct stat sa {}, sb {};
-  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+NamespaceId IdOf(const struct stat& st) { return NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}; }
+
+std::string ReadWhole(const std::string& path, bool* ok) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  *ok = static_cast<bool>(in) || in.eof();
+  return text.str();
 }
 
-NamespaceId IdOf(const struct stat& st) { return NamespaceId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}; }
+// Is pid in the broker's user namespace? Its uid_map, as the broker reads it,
+// equals the broker's own only then: a namespace made by an unprivileged user
+// maps a single uid, never the broker's whole range. (Comparing
+// /proc/PID/ns/user would need ptrace access to other users' processes,
+// which the broker gives up where it can.)
+bool InOurUserNamespace(pid_t pid) {
+  bool have_own = false, have_theirs = false;
+  std::string own = ReadWhole("/proc/self/uid_map", &have_own);
+  if (!have_own || own.empty()) return true;  // no user namespaces (before 3.5): there is one
+  std::string theirs = ReadWhole(absl::StrFormat("/proc/%d/uid_map", pid), &have_theirs);
+  return have_theirs && theirs == own;
+}
 
 }  // namespace
 
 bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability) {
-  std::string user_ns = absl::StrFormat("/proc/%d/ns/user", pid);
-  struct stat probe {};
-  // /proc/PID/ns/user exists from 3.8; before that there is one user namespace.
-  if (stat("/proc/self/ns/user", &probe) == 0 && !SameFile(user_ns.c_str(), "/proc/self/ns/user")) return false;
+  if (!InOurUserNamespace(pid)) return false;
   std::ifstream in(absl::StrFormat("/proc/%d/status", pid));
   std::string line;
   bool uid_matches = false;
@@ -187,6 +199,21 @@ bool NamespaceInodesAreIdentities() {
 }
 
 }  // namespace
+
+bool SocketNamespacesNeedProc() {
+  static const bool need = [] {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return NamespaceInodesAreIdentities();
+    int ns = ioctl(fd, SIOCGSKNS);
+    close(fd);
+    if (ns >= 0) {
+      close(ns);
+      return false;
+    }
+    return NamespaceInodesAreIdentities();
+  }();
+  return need;
+}
 
 std::optional<NamespaceId> SocketNetworkNamespace(int socket_fd, pid_t peer_pid) {
   int ns = ioctl(socket_fd, SIOCGSKNS);

@@ -49,7 +49,8 @@ std::string CommandName(pid_t pid);
 
 // True when process `pid` still runs as `uid` (effective), has `capability` in
 // its effective set and lives in the broker's user namespace (a capability in
-// another namespace says nothing about ours). False when anything cannot be read.
+// another namespace says nothing about ours). False when anything cannot be
+// read. Needs no privilege: /proc/PID/status and uid_map are world-readable.
 bool HasCapabilityInOurNamespace(pid_t pid, uid_t uid, int capability);
 
 // True when `uid`, as the broker sees it, may be a uid its user namespace does
@@ -80,6 +81,11 @@ NamespaceId OwnNetworkNamespace();
 // in a PID namespace the broker cannot see, /proc unreadable): guessing could
 // merge groups of two namespaces.
 std::optional<NamespaceId> SocketNetworkNamespace(int socket_fd, pid_t peer_pid);
+
+// True when SocketNetworkNamespace must read other processes' /proc/PID/ns/net
+// (Linux 3.8 to 4.8, no SIOCGSKNS): that takes ptrace access, so the broker
+// keeps CAP_SYS_PTRACE only then.
+bool SocketNamespacesNeedProc();
 
 }  // namespace reuseport::broker
 

@@ -2,14 +2,21 @@
 // installed where the kernel has seccomp filters (3.5), a forbidden call
 // kills it, and a full workload (TCP, UDP, status, metrics, a policy bind, a
 // SIGHUP restart through the launcher) never trips the filter.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -27,9 +34,10 @@ class HardeningTest : public ::testing::Test {
   TempDir dir_ = MakeTestDir();
 };
 
-absl::StatusOr<int> RunBroker(const std::string& kernel, const std::string& socket, std::string* log) {
+absl::StatusOr<int> RunBroker(const std::string& kernel, const std::string& socket, std::string* log,
+                              const std::string& forbidden = "execve") {
   SubprocessOptions p;
-  p.argv = {BrokerPath(), "--socket", socket, "--selftest_forbidden_syscall"};
+  p.argv = {BrokerPath(), "--socket", socket, "--selftest_forbidden_syscall=" + forbidden};
   UnderLegacyKernel(&p, kernel);
   absl::StatusOr<Subprocess> s = Subprocess::Start(p);
   if (!s.ok()) return s.status();
@@ -46,6 +54,20 @@ TEST_F(HardeningTest, ForbiddenCallKillsTheBrokerWhereSeccompExists) {
   EXPECT_NE(log.find("system call filter installed"), std::string::npos) << log;
 }
 
+// The filter narrows arguments where a call could reach beyond the broker's
+// own fds: though uid 0, it opens nothing for writing, makes no socket but a
+// Unix one, removes no file outside its socket's directory, and asks only
+// queue and namespace questions of ioctl.
+TEST_F(HardeningTest, NarrowedCallsKillTheBrokerWithOtherArguments) {
+  for (const char* call : {"open_for_writing", "inet_socket", "unlink_elsewhere", "tty_ioctl"}) {
+    std::string log;
+    absl::StatusOr<int> status = RunBroker("3.5", absl::StrCat(dir_.path(), "/", call, ".sock"), &log, call);
+    ASSERT_TRUE(status.ok());
+    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGSYS) << call << ": " << DescribeWaitStatus(*status)
+                                                                     << "\n" << log;
+  }
+}
+
 TEST_F(HardeningTest, OnLinux32TheBrokerSaysItRunsWithoutAFilter) {
   std::string log;
   absl::StatusOr<int> status = RunBroker("3.2", dir_.path() + "/b.sock", &log);
@@ -54,18 +76,78 @@ TEST_F(HardeningTest, OnLinux32TheBrokerSaysItRunsWithoutAFilter) {
   EXPECT_NE(log.find("running without a system call filter"), std::string::npos) << log;
 }
 
+// A capability set of a process, from /proc/PID/status ("CapEff:" etc).
+uint64_t CapabilitySet(const std::string& status, const char* name) {
+  size_t at = status.find(name);
+  EXPECT_NE(at, std::string::npos) << name;
+  return at == std::string::npos ? 0 : std::stoull(status.substr(at + strlen(name)), nullptr, 16);
+}
+
+// The capabilities a broker said it keeps ("keeping capability N: why").
+uint64_t KeptCapabilities(const std::string& log) {
+  uint64_t kept = 0;
+  for (size_t at = log.find("keeping capability "); at != std::string::npos;
+       at = log.find("keeping capability ", at + 1)) {
+    kept |= 1ull << std::stoi(log.substr(at + strlen("keeping capability ")));
+  }
+  return kept;
+}
+
+// The successor launcher the broker forked, once it has named itself (and
+// so set itself up: the name comes last).
+pid_t LauncherOf(pid_t broker) {
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    absl::StatusOr<std::string> children =
+        ReadFile(absl::StrCat("/proc/", broker, "/task/", broker, "/children"));
+    if (!children.ok()) return -1;
+    std::istringstream in(*children);
+    for (pid_t child; in >> child;) {
+      absl::StatusOr<std::string> comm = ReadFile(absl::StrCat("/proc/", child, "/comm"));
+      if (comm.ok() && comm->rfind("reuseportd-exec", 0) == 0) return child;
+    }
+    usleep(10000);
+  }
+  return -1;
+}
+
+// Each capability the broker keeps is one it needs here and says why; the
+// launcher it forked for SIGHUP holds none it can use.
 TEST_F(HardeningTest, CapabilitiesAreDroppedAfterStart) {
-  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
-  ASSERT_TRUE(broker.ok()) << broker.status();
-  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", broker->process().pid(), "/status"));
-  ASSERT_TRUE(status.ok());
-  // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_SYS_PTRACE (19).
-  uint64_t expected = (1ull << 10) | (1ull << 12) | (1ull << 19);
-  for (const char* set : {"CapEff:", "CapPrm:", "CapBnd:"}) {
-    size_t at = status->find(set);
-    ASSERT_NE(at, std::string::npos);
-    uint64_t caps = std::stoull(status->substr(at + strlen(set)), nullptr, 16);
-    EXPECT_EQ(caps, expected) << set;
+  absl::StatusOr<std::string> own = ReadFile("/proc/self/status");
+  ASSERT_TRUE(own.ok());
+  uint64_t ours = CapabilitySet(*own, "CapBnd:");
+  for (bool privileged_rule : {false, true}) {
+    SCOPED_TRACE(privileged_rule ? "policy grants port 83" : "no privileged rule");
+    std::string dir = absl::StrCat(dir_.path(), "/", privileged_rule ? "granting" : "plain");
+    ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+    BrokerOptions options;
+    if (privileged_rule) {
+      std::string policy = dir + "/policy.conf";
+      std::ofstream(policy) << "allow uid=nobody port=83 protocol=tcp\n";
+      options.extra_flags = {"--policy", policy};
+    }
+    absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir, options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    absl::StatusOr<std::string> log = ReadFile(dir + "/reuseportd.log");
+    ASSERT_TRUE(log.ok());
+    uint64_t kept = KeptCapabilities(*log);
+    EXPECT_TRUE(kept & (1ull << 12)) << "CAP_NET_ADMIN, for channel buffers\n" << *log;
+    EXPECT_EQ((kept >> 10) & 1, privileged_rule ? 1u : 0u) << "CAP_NET_BIND_SERVICE only for a policy bind\n" << *log;
+    EXPECT_EQ(kept & ~((1ull << 10) | (1ull << 12) | (1ull << 19)), 0u) << *log;
+    absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", broker->process().pid(), "/status"));
+    ASSERT_TRUE(status.ok());
+    // What this test's own bounding set lacks, the broker never had.
+    for (const char* set : {"CapEff:", "CapPrm:", "CapBnd:"}) EXPECT_EQ(CapabilitySet(*status, set), kept & ours) << set;
+
+    pid_t launcher = LauncherOf(broker->process().pid());
+    ASSERT_GT(launcher, 0) << "no reuseportd-exec child within 5 s";
+    absl::StatusOr<std::string> launcher_status = ReadFile(absl::StrCat("/proc/", launcher, "/status"));
+    ASSERT_TRUE(launcher_status.ok());
+    // CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_SYS_PTRACE, CAP_SYS_RESOURCE, CAP_SETPCAP: a successor's start.
+    uint64_t successor_needs = (1ull << 10) | (1ull << 12) | (1ull << 19) | (1ull << 24) | (1ull << 8);
+    EXPECT_EQ(CapabilitySet(*launcher_status, "CapEff:"), 0u) << "the launcher can use nothing while it waits";
+    EXPECT_EQ(CapabilitySet(*launcher_status, "CapPrm:") & ~successor_needs, 0u);
+    EXPECT_EQ(CapabilitySet(*launcher_status, "CapBnd:") & ~successor_needs, 0u);
   }
 }
 
@@ -146,6 +228,116 @@ TEST_F(HardeningTest, FullWorkloadUnderTheFilterNeverTripsIt) {
   absl::StatusOr<ctl::JsonValue> doc = ctl::ParseJson(*ctl::FetchStatus(socket, RP_STATUS_JSON));
   ASSERT_TRUE(doc.ok());
   kill(static_cast<pid_t>((*doc)["pid"].AsNumber()), SIGTERM);
+}
+
+// An fd closed when it goes out of scope.
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  OwnedFd& operator=(OwnedFd&& o) noexcept {
+    if (fd_ >= 0) close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+    return *this;
+  }
+  ~OwnedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A datagram socket standing in for a syslog daemon at `path`.
+OwnedFd LogDaemon(const std::string& path) {
+  unlink(path.c_str());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  EXPECT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)), 0) << strerror(errno);
+  EXPECT_EQ(chmod(path.c_str(), 0666), 0);
+  return OwnedFd(fd);
+}
+
+// Waits (bounded) for a line from the broker that contains `text`.
+bool LogDaemonHeard(int fd, const std::string& text) {
+  for (int i = 0; i < 100; ++i) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    char buf[2048];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0 && std::string(buf, static_cast<size_t>(n)).find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// glibc's syslog() makes its socket again, at the next line, when the log
+// daemon's socket is missing or has gone away and come back; under the filter
+// that socket() must be allowed (it once killed the broker with SIGSYS). The
+// broker runs in a mount namespace of its own whose /dev/log points into the
+// test's directory, where the test plays the log daemon.
+TEST_F(HardeningTest, SyslogThatIsMissingOrRestartsNeverTripsTheFilter) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for a mount namespace with a /dev/log of its own";
+  const std::string dir = dir_.path();
+  const std::string log_socket = dir + "/log.sock";
+  const std::string socket = dir + "/syslog.sock";
+  // A private /dev: the real one's entries, and log -> the test's socket.
+  const std::string setup =
+      "set -e; d=$1; shift; mkdir -p $d/realdev; mount --bind /dev $d/realdev; mount -t tmpfs -o mode=755 none /dev; "
+      "for n in $(ls $d/realdev); do [ $n = log ] || ln -s $d/realdev/$n /dev/$n; done; "
+      "ln -s $d/log.sock /dev/log; exec \"$@\"";
+  SubprocessOptions p;
+  p.argv = {BrokerPath(), "--socket", socket, "--syslog", "--log_level", "info"};
+  UnderLegacyKernel(&p, "3.5");  // where the filter is installed
+  p.argv.insert(p.argv.begin(), {"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", setup, "sh", dir});
+  p.stderr_path = dir + "/syslog-broker.err";
+  absl::StatusOr<Subprocess> broker = Subprocess::Start(p);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  ASSERT_TRUE(WaitForFile(socket, absl::Seconds(10), &*broker).ok()) << ReadFile(p.stderr_path).value_or("");
+
+  auto member = [&](const std::string& id, uint16_t port) {
+    MemberOptions m;
+    m.process.argv = {TcpMemberPath()};
+    if (port != 0) m.process.argv.insert(m.process.argv.end(), {"--port", absl::StrCat(port)});
+    WithShim(&m.process, socket);
+    UnderLegacyKernel(&m.process);
+    m.id = id;
+    m.dir = dir;
+    return m;
+  };
+  // No log daemon at all: every line tries to connect again.
+  absl::StatusOr<MemberProcess> m0 = StartMember(member("m0", 0));
+  ASSERT_TRUE(m0.ok()) << m0.status() << "\n" << ReadFile(p.stderr_path).value_or("");
+
+  // The daemon starts: the next line reaches it.
+  OwnedFd daemon = LogDaemon(log_socket);
+  absl::StatusOr<MemberProcess> m1 = StartMember(member("m1", m0->port));
+  ASSERT_TRUE(m1.ok()) << m1.status();
+  EXPECT_TRUE(LogDaemonHeard(daemon.get(), "reuseportd")) << "nothing reached the log daemon";
+
+  // It goes away and comes back: a line in between is lost, the next one arrives.
+  daemon = OwnedFd();
+  unlink(log_socket.c_str());
+  ASSERT_TRUE(m1->process.Signal(SIGKILL).ok());
+  (void)m1->process.Wait(absl::Seconds(10));
+  daemon = LogDaemon(log_socket);
+  absl::StatusOr<MemberProcess> m2 = StartMember(member("m2", m0->port));
+  ASSERT_TRUE(m2.ok()) << m2.status() << "\n" << ReadFile(p.stderr_path).value_or("");
+  EXPECT_TRUE(LogDaemonHeard(daemon.get(), "joined group")) << "nothing reached the restarted log daemon";
+
+  TcpLoadOptions load;
+  load.port = m0->port;
+  load.connections = 100;
+  EXPECT_EQ(RunTcpLoad(load).successes, 100) << "the broker still serves";
+  ASSERT_TRUE(broker->Signal(SIGTERM).ok());
+  absl::StatusOr<int> exited = broker->Wait(absl::Seconds(10));
+  ASSERT_TRUE(exited.ok());
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0)
+      << DescribeWaitStatus(*exited) << "\n" << ReadFile(p.stderr_path).value_or("");
 }
 
 }  // namespace
