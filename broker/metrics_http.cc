@@ -15,7 +15,7 @@ namespace reuseport::broker {
 
 namespace {
 
-constexpr size_t kMaxConnections = 16;
+constexpr size_t kMaxConnections = 64;
 constexpr size_t kMaxRequest = 8192;
 constexpr int64_t kDeadlineMs = 5000;
 
@@ -87,7 +87,7 @@ void MetricsHttpServer::OnAcceptable() {
   for (int i = 0; i < 16; ++i) {
     int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
-    if (connections_.size() >= kMaxConnections) {
+    if (connections_.size() >= kMaxConnections && !EvictIdle()) {
       close(fd);
       LogLimited("metrics-busy", Severity::kWarning, "metrics: %d scrapes at once; refusing more", kMaxConnections);
       continue;
@@ -95,7 +95,8 @@ void MetricsHttpServer::OnAcceptable() {
     uint64_t id = ++next_id_;
     auto c = std::make_unique<Connection>();
     c->fd.reset(fd);
-    c->deadline_ms = EventLoop::NowMs() + kDeadlineMs;
+    c->accepted_ms = EventLoop::NowMs();
+    c->deadline_ms = c->accepted_ms + kDeadlineMs;
     c->watch = loop_.Add(fd, EPOLLIN | EPOLLRDHUP, [this, id](uint32_t events) { OnConnection(id, events); });
     connections_[id] = std::move(c);
     if (!expiry_scheduled_) {
@@ -169,6 +170,21 @@ void MetricsHttpServer::Respond(Connection& c) {
   c.response = absl::StrFormat("HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", status,
                                type, body.size());
   if (line.rfind("HEAD ", 0) != 0) c.response += body;
+}
+
+bool MetricsHttpServer::EvictIdle() {
+  uint64_t oldest = 0;
+  int64_t oldest_ms = 0;
+  for (const auto& [id, c] : connections_) {
+    if (!c->response.empty()) continue;  // being answered
+    if (oldest == 0 || c->accepted_ms < oldest_ms || (c->accepted_ms == oldest_ms && id < oldest)) {
+      oldest = id;
+      oldest_ms = c->accepted_ms;
+    }
+  }
+  if (oldest == 0) return false;
+  Close(oldest);
+  return true;
 }
 
 void MetricsHttpServer::Close(uint64_t id) {

@@ -2,7 +2,13 @@
 // HTTP for a scraper: GET /metrics on an address given by --metrics_address,
 // normally loopback. A tiny HTTP/1.0 responder on the broker's event loop:
 // bounded request size, bounded connections, a deadline per connection, so a
-// slow or hostile client cannot hold the broker.
+// slow or hostile client cannot hold the broker. When every slot is taken, a
+// new connection pushes out the oldest one that has not sent its request yet:
+// idle connections cannot keep a scraper out (a scraper sends its request the
+// moment it connects and is answered in the same turn of the loop).
+//
+// Whoever can connect sees every group's metrics: the endpoint is the
+// operator's (docs/operations.md says how to keep it that way).
 //
 // Thread-safety: none; runs on the broker's event loop.
 #ifndef REUSEPORT_BROKER_METRICS_HTTP_H_
@@ -37,7 +43,12 @@ class MetricsHttpServer {
     std::string response;
     size_t written = 0;
     int64_t deadline_ms = 0;
+    int64_t accepted_ms = 0;
   };
+
+  // Frees a slot for a new connection: closes the oldest one still waiting
+  // for its request. False when every slot is busy answering.
+  bool EvictIdle();
 
   void OnAcceptable();
   void OnConnection(uint64_t id, uint32_t events);
