@@ -44,7 +44,8 @@ absl::Status Broker::Start() {
   if (!options_.metrics_address.empty()) {
     metrics_ = std::make_unique<MetricsHttpServer>(loop_, [this] {
       // Whoever can reach the endpoint is the operator (docs/operations.md).
-      return RenderStatus(StatusSources{registry_, dispatcher_->totals(), control_->totals(), control_->link_count()},
+      return RenderStatus(StatusSources{registry_, dispatcher_->totals(), control_->totals(), control_->link_count(),
+                                        &control_->reply_budget()},
                           RP_STATUS_PROMETHEUS, StatusViewer{});
     });
     if (absl::Status s = metrics_->Start(options_.metrics_address); !s.ok()) return s;

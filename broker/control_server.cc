@@ -486,7 +486,7 @@ void ControlServer::HandleStatus(Link* link, Record& record) {
   }
   uid_t uid = link->identity.creds.uid;
   StatusViewer viewer{uid, uid == 0 || uid == geteuid()};
-  std::string text = RenderStatus(StatusSources{registry_, dispatcher_.totals(), totals_, links_.size()},
+  std::string text = RenderStatus(StatusSources{registry_, dispatcher_.totals(), totals_, links_.size(), &reply_budget_},
                                   static_cast<rp_status_format>(req.format), viewer);
   size_t offset = 0;
   do {

@@ -206,6 +206,7 @@ class Registry {
   void DropUsageIfIdle(uid_t uid);
 
   const absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>>& domains() const { return domains_; }
+  const absl::flat_hash_map<uid_t, UidUsage>& usage() const { return usage_; }
 
  private:
   absl::flat_hash_map<DomainKey, std::unique_ptr<PortDomain>> domains_;

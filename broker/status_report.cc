@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control_server.h"
+#include "reply_budget.h"
 #include "event_loop.h"
 #include "socket_facts.h"
 
@@ -108,12 +109,40 @@ std::string RenderText(const StatusSources& s, const StatusViewer& viewer) {
   return out;
 }
 
+// What each uid holds of the broker against its limits (policy.h), counted
+// now: connections waiting in the broker and in its members' channels.
+std::string UsageJson(const StatusSources& s, const StatusViewer& viewer) {
+  std::vector<uid_t> uids;
+  for (const auto& [uid, usage] : s.registry.usage()) {
+    if (viewer.sees_everything || uid == viewer.uid) uids.push_back(uid);
+  }
+  std::sort(uids.begin(), uids.end());
+  std::string out = "\"uids\":[";
+  for (size_t i = 0; i < uids.size(); ++i) {
+    const UidUsage& u = s.registry.UsageOf(uids[i]);
+    int64_t waiting = 0, in_channels = 0;
+    for (const Group* g : s.registry.GroupsOwnedBy(uids[i])) {
+      waiting += static_cast<int64_t>(g->pending.size());
+      if (g->protocol != RP_PROTO_TCP) continue;
+      for (const auto& m : g->members) in_channels += QueuedConnections(*m);
+    }
+    absl::StrAppendFormat(&out,
+                          "%s{\"uid\":%d,\"members\":%d,\"groups\":%d,\"queued\":%d,\"waiting\":%d,"
+                          "\"udp_channel_bytes\":%d,\"reply_bytes\":%d}",
+                          i == 0 ? "" : ",", uids[i], u.members, u.groups, waiting + in_channels, waiting,
+                          u.udp_channel_bytes, s.replies != nullptr ? s.replies->HeldBy(uids[i]) : 0);
+  }
+  out += "],";
+  return out;
+}
+
 std::string RenderJson(const StatusSources& s, const StatusViewer& viewer) {
   std::vector<const Group*> groups = SortedGroups(s.registry);
   std::string out = absl::StrFormat("{\"version\":1,\"pid\":%d,\"uptime_seconds\":%d,\"viewer_uid\":%d,\"sees_everything\":%s,",
                                     getpid(), (EventLoop::NowMs() - g_started_ms) / 1000, viewer.uid,
                                     viewer.sees_everything ? "true" : "false");
   if (viewer.sees_everything) absl::StrAppendFormat(&out, "\"links\":%d,", s.links);
+  out += UsageJson(s, viewer);
   out += "\"groups\":[";
   int64_t now = EventLoop::NowMs();
   for (size_t i = 0; i < groups.size(); ++i) {
@@ -126,13 +155,14 @@ std::string RenderJson(const StatusSources& s, const StatusViewer& viewer) {
     }
     absl::StrAppendFormat(&out,
                           "%s{\"id\":%d,\"protocol\":\"%s\",\"address\":\"%s\",\"port\":%d,\"family\":\"%s\","
-                          "\"v6only\":%s,\"owner_uid\":%d,\"netns\":\"%s\",\"socket\":\"%s\",\"accepted\":%d,"
+                          "\"v6only\":%s,\"owner_uid\":%d,\"netns\":\"%s\",\"socket\":\"%s\",\"socket_owner_uid\":%d,"
+                          "\"accepted\":%d,"
                           "\"refused\":%d,\"waiting\":%d,\"datagrams\":%d,\"dropped_no_member\":%d,\"kernel_drops\":%d,"
                           "\"members_joined\":%d,\"members_left\":%d,\"members\":[",
                           i == 0 ? "" : ",", g->id, ProtocolName(g->protocol), JsonEscape(FormatAddress(g->address)),
                           g->address.port, g->address.family == AF_INET6 ? "ipv6" : "ipv4", g->v6only ? "true" : "false",
                           g->owner_uid, Netns(g->domain->key.netns), JsonEscape(FormatAddress(g->real->address)),
-                          g->accepted, g->refused, g->pending.size(), g->datagrams, g->dropped_full,
+                          g->real->owner_uid, g->accepted, g->refused, g->pending.size(), g->datagrams, g->dropped_full,
                           g->real->kernel_drops, g->members_joined, g->members_left);
     for (size_t j = 0; j < g->members.size(); ++j) {
       const Member& m = *g->members[j];
@@ -238,6 +268,34 @@ std::string RenderPrometheus(const StatusSources& s, const StatusViewer& viewer)
              [](const Group&, const Member& m) { return m.recovered; }, 0);
   per_member({"reuseport_stolen_total", "counter", "Queued connections taken back from a member that stalled."},
              [](const Group&, const Member& m) { return m.stolen; }, RP_PROTO_TCP);
+  // Per uid, against its limits.
+  std::vector<uid_t> uids;
+  for (const auto& [uid, usage] : s.registry.usage()) {
+    if (viewer.sees_everything || uid == viewer.uid) uids.push_back(uid);
+  }
+  std::sort(uids.begin(), uids.end());
+  auto per_uid = [&](const Metric& metric, auto value) {
+    Header(&out, metric);
+    for (uid_t uid : uids) absl::StrAppendFormat(&out, "%s{uid=\"%d\"} %d\n", metric.name, uid, value(uid));
+  };
+  per_uid({"reuseport_uid_members", "gauge", "Member sockets of each uid (limit: members)."},
+          [&](uid_t uid) { return s.registry.UsageOf(uid).members; });
+  per_uid({"reuseport_uid_groups", "gauge", "Groups each uid owns (limit: groups)."},
+          [&](uid_t uid) { return s.registry.UsageOf(uid).groups; });
+  per_uid({"reuseport_uid_queued", "gauge",
+           "Connections accepted for each uid's groups, not yet taken by a member (limit: queued)."},
+          [&](uid_t uid) {
+            int64_t queued = 0;
+            for (const Group* g : s.registry.GroupsOwnedBy(uid)) {
+              queued += static_cast<int64_t>(g->pending.size());
+              if (g->protocol == RP_PROTO_TCP) {
+                for (const auto& m : g->members) queued += QueuedConnections(*m);
+              }
+            }
+            return queued;
+          });
+  per_uid({"reuseport_uid_udp_channel_bytes", "gauge", "UDP channel buffers of each uid's members (limit: udp_bytes)."},
+          [&](uid_t uid) { return s.registry.UsageOf(uid).udp_channel_bytes; });
   if (!viewer.sees_everything) return out;  // the rest is the whole broker's
   Header(&out, {"reuseport_connections_refused_total", "counter", "Connections reset because no group could take them."});
   absl::StrAppendFormat(&out, "reuseport_connections_refused_total %d\n", s.dispatch.connections_refused);

@@ -27,11 +27,14 @@ struct StatusViewer {
   bool SeesInFull(const Group& g) const { return sees_everything || g.owner_uid == uid; }
 };
 
+class ReplyBudget;
+
 struct StatusSources {
   const Registry& registry;
   const DispatchTotals& dispatch;
   const ControlTotals& control;
   size_t links;
+  const ReplyBudget* replies = nullptr;  // unread replies held per uid
 };
 
 std::string RenderStatus(const StatusSources& sources, rp_status_format format, const StatusViewer& viewer);
