@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -40,6 +41,8 @@ BrokerInThread::BrokerInThread(reuseport::broker::Policy policy) {
     return;
   }
   dir_ = dir;
+  // The fuzzer's second peer runs as another uid and must reach the socket.
+  chmod(dir_.c_str(), 0755);
   socket_path_ = dir_ + "/rp.sock";
   BrokerOptions options;
   options.control.socket_path = socket_path_;

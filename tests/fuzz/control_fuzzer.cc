@@ -10,10 +10,18 @@
 // place, which also runs the old one's destructors (a leak there was found this
 // way and fixed). REUSEPORT_FUZZ_TAKEOVER=0 skips such records.
 //
+// The two links are two local users: the second connects, and makes the fds
+// its steps attach, as uid kSecondPeerUid (a per-thread effective uid, set
+// with the raw system call so the broker's thread keeps root). So REJOIN and
+// ATTACH run with channels, group sockets and bound sockets of either user,
+// and of one user presented by the other.
+//
 // Invariants, each a trap when broken:
 //   - every record gets its reply (checked against the request,
 //     reply_check.h), or the broker closes the link; a client that waits for
 //     each reply before sending more is never disconnected;
+//   - no group is ever served by a socket of another uid than its owner's
+//     (the REJOIN hijack of issue 10), checked in the status after each step;
 //   - after the links close, the broker is alive (a STATUS on a fresh link is
 //     answered within 2 s) and the process's fd count returns to what it was
 //     before the input: groups a BIND made live as long as its links, so by
@@ -30,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,7 +214,48 @@ struct Conversation {
   }
 };
 
+// For one step of the second link: this thread's effective uid and gid are
+// the second user's, and so are the sockets it creates and the peer
+// credentials of the link it connects. Raw system calls: glibc's setresuid
+// would change every thread's, the broker's too.
+class AsPeer {
+ public:
+  explicit AsPeer(int link) : active_(link == 1 && geteuid() == 0) {
+    if (!active_) return;
+    FUZZ_CHECK(syscall(SYS_setresgid, -1, kSecondPeerUid, -1) == 0 && syscall(SYS_setresuid, -1, kSecondPeerUid, -1) == 0,
+               absl::StrFormat("cannot become uid %d: %s", kSecondPeerUid, strerror(errno)));
+  }
+  ~AsPeer() {
+    if (!active_) return;
+    FUZZ_CHECK(syscall(SYS_setresuid, -1, 0, -1) == 0 && syscall(SYS_setresgid, -1, 0, -1) == 0,
+               absl::StrFormat("cannot become root again: %s", strerror(errno)));
+  }
+  AsPeer(const AsPeer&) = delete;
+  AsPeer& operator=(const AsPeer&) = delete;
+
+ private:
+  bool active_;
+};
+
+// Traps if a group is served by a socket of another uid than its owner's.
+void CheckGroupsServedByTheirOwners() {
+  LinkClient probe;
+  FUZZ_CHECK(probe.Connect(g_broker->socket_path()), absl::StrFormat("connect: %s", strerror(errno)));
+  FUZZ_CHECK(probe.Send(StatusRequest(RP_STATUS_JSON), {}), "the broker closed a fresh link");
+  std::string json;
+  probe.AwaitReplies([&json](Record& reply) { json += reply.trailing; });
+  for (size_t at = json.find("\"owner_uid\":"); at != std::string::npos; at = json.find("\"owner_uid\":", at + 1)) {
+    size_t socket_at = json.find("\"socket_owner_uid\":", at);
+    FUZZ_CHECK(socket_at != std::string::npos, "a group without socket_owner_uid in the status");
+    long owner = strtol(json.c_str() + at + strlen("\"owner_uid\":"), nullptr, 10);
+    long socket_owner = strtol(json.c_str() + socket_at + strlen("\"socket_owner_uid\":"), nullptr, 10);
+    FUZZ_CHECK(owner == socket_owner,
+               absl::StrFormat("a group of uid %d is served by a socket of uid %d:\n%s", owner, socket_owner, json));
+  }
+}
+
 void RunStep(Conversation& c, const ControlStep& step) {
+  AsPeer peer(step.link);
   LinkClient& link = c.links[step.link];
   auto on_reply = [&c](Record& reply) { c.OnReply(reply); };
   if (step.close_link) {
@@ -266,6 +316,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const ControlStep& step : steps) {
       RunStep(c, step);
       if (c.taken_over) break;
+      CheckGroupsServedByTheirOwners();
     }
     auto on_reply = [&c](Record& reply) { c.OnReply(reply); };
     for (LinkClient& link : c.links) {

@@ -6,7 +6,10 @@
 //   byte     flags
 //              bits 0-2  number of fds to attach (0..7)
 //              bit 3     link: 0 = the first link, 1 = the second (each
-//                        connected on first use)
+//                        connected on first use). The second is another
+//                        local user: it connects, and the step's fds are
+//                        made, under effective uid kSecondPeerUid
+//                        (control_fuzzer.cc)
 //              bit 4     oversize: pad the record with zeros beyond
 //                        RP_MAX_RECORD, so the kernel truncates it
 //              bit 5     pipeline: do not wait for this record's replies before
@@ -49,6 +52,7 @@ inline constexpr uint8_t kFdKindNewPair = 19;
 inline constexpr uint8_t kFdKindNewPairOtherEnd = 20;
 inline constexpr uint16_t kCloseLinkLength = 0xFFFF;
 inline constexpr int kRepeatCount = 64;
+inline constexpr unsigned kSecondPeerUid = 4242;
 
 struct ControlStep {
   int link = 0;  // 0 or 1

@@ -19,6 +19,7 @@ log="$work/fuzz.log"
 # The broker's socket directory (control_fuzzer), short and removed whatever
 # the outcome.
 tmp=$(mktemp -d /tmp/rp-fuzz-run.XXXXXX)
+chmod 0711 "$tmp"  # the control fuzzer's second peer, another uid, must reach the broker's socket below
 started=$(date +%s)
 TMPDIR="$tmp" "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix="$work/artifacts/" "$@" "$work/new" "$corpus" >"$log" 2>&1
