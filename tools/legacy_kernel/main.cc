@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 
 #include "command_line.h"
 #include "denial_plan.h"
 #include "denial_report.h"
+#include "kernel_version.h"
 #include "manual_page.h"
 #include "seccomp_filter.h"
 
@@ -46,7 +48,18 @@ int main(int argc, char** argv) {
   }
   if (options->explain) fputs(FormatDenialReport(plan).c_str(), stderr);
 
-  if (!plan.beyond_table) {
+  // On a kernel of the target's series or older (a real Linux 3.2) there is
+  // nothing to take away, and a filter could not be installed before 3.5
+  // anyway: the command runs as it is.
+  const absl::StatusOr<KernelVersion> running = RunningKernelVersion();
+  const bool already_old =
+      running.ok() && std::make_pair(running->major, running->minor) <=
+                          std::make_pair(options->kernel.major, options->kernel.minor);
+  if (already_old && options->explain) {
+    fprintf(stderr, "%s: running on Linux %s already: nothing is emulated\n", kProgram,
+            FormatKernelVersion(*running).c_str());
+  }
+  if (!plan.beyond_table && !already_old) {
     if (absl::Status status = InstallSeccompFilter(plan); !status.ok()) {
       fprintf(stderr, "%s: %s\n", kProgram, std::string(status.message()).c_str());
       return kExitFilterFailed;

@@ -52,7 +52,10 @@ DESCRIPTION
     number or a filtered argument.
 
     A version newer than the newest call in the table ($NEWEST) is accepted; then
-    nothing is denied and no filter is installed.
+    nothing is denied and no filter is installed. Nor is one installed on a
+    kernel of the X.Y series or older (a real Linux 3.2, where no filter could
+    be installed before 3.5 anyway): that kernel already answers as X.Y, and
+    CMD runs as it is (--explain says so).
 
 OPTIONS
     --kernel X.Y, --kernel=X.Y
