@@ -82,6 +82,10 @@ MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::str
 // `type` is kept for the callers' clarity: the port is free for both.
 uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
 
+// Why IPv6 cannot be used here ("" when it can): a kernel built without it
+// (EAFNOSUPPORT) or without ::1 on loopback. Tests of IPv6 members skip with it.
+std::string Ipv6Unavailable();
+
 // A temporary directory every uid may write (members may run as nobody).
 TempDir MakeTestDir();
 
