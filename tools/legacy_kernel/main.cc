@@ -15,6 +15,7 @@
 #include "kernel_version.h"
 #include "manual_page.h"
 #include "seccomp_filter.h"
+#include "uname_supervisor.h"
 
 namespace {
 
@@ -60,9 +61,33 @@ int main(int argc, char** argv) {
             FormatKernelVersion(*running).c_str());
   }
   if (!plan.beyond_table && !already_old) {
-    if (absl::Status status = InstallSeccompFilter(plan); !status.ok()) {
-      fprintf(stderr, "%s: %s\n", kProgram, std::string(status.message()).c_str());
+    // uname(2) says the pretended release where this kernel lets a
+    // supervisor answer it (uname_supervisor.h); elsewhere it says the real one.
+    int supervisor = -1;
+    if (running.ok() && CanSuperviseUname(*running)) {
+      absl::StatusOr<int> started = StartUnameSupervisor(PretendedRelease(options->kernel));
+      if (started.ok()) {
+        supervisor = *started;
+      } else if (options->explain) {
+        fprintf(stderr, "%s: %s; uname(2) shows the real release\n", kProgram,
+                std::string(started.status().message()).c_str());
+      }
+    } else if (options->explain) {
+      fprintf(stderr, "%s: uname(2) shows the real release (answering it needs Linux 5.8)\n", kProgram);
+    }
+    absl::StatusOr<int> listener = InstallSeccompFilter(plan, supervisor >= 0);
+    if (!listener.ok()) {
+      fprintf(stderr, "%s: %s\n", kProgram, std::string(listener.status().message()).c_str());
       return kExitFilterFailed;
+    }
+    if (*listener >= 0) {
+      if (absl::Status status = HandOverUnameListener(supervisor, *listener); !status.ok()) {
+        // The filter is in place and the listener gone: uname would fail with ENOSYS.
+        fprintf(stderr, "%s: %s\n", kProgram, std::string(status.message()).c_str());
+        return kExitFilterFailed;
+      }
+    } else if (supervisor >= 0) {
+      close(supervisor);  // an outer runner answers uname; this supervisor exits
     }
   }
 
