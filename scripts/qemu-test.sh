@@ -3,17 +3,20 @@
 # Debian's busybox-static, this build's programs and test programs and their
 # shared libraries, runs the check suite inside, and reports per check.
 #
-# Usage: scripts/qemu-test.sh --kernel BZIMAGE [--kernel BZIMAGE...]
+# Usage: scripts/qemu-test.sh --kernel BZIMAGE [--kernel BZIMAGE...] | --from-env
 #          [--build DIR] [--timeout SECONDS] [--memory MB] [--work DIR]
-#          [--only checks|semantics] [--filter GTEST_FILTER]
+#          [--only checks|semantics] [--filter GTEST_FILTER] [--cases GLOB,...]
 #
 #   --kernel   a bzImage (x86_64); repeat to run the suite on several
+#   --from-env the images named in REUSEPORT_TEST_KERNEL (':' between several);
+#              without it set: says so and exits 77 (ctest's skip)
 #   --build    the build tree (default: $REUSEPORT_BUILD_DIR or build/); built
 #              with scripts/setup.sh first if its programs are missing
 #   --timeout  a bound on each boot, whatever happens inside (default 1800)
 #   --work     keep the image, console.log and results.txt there
 #   --only     run only the gtest checks, or only the semantics cases
 #   --filter   replace every check's gtest filter (e.g. 'TcpGroupTest.*')
+#   --cases    only these reuseport_semantics cases (globs, comma-separated)
 #
 # Prints "PASS|FAIL|SKIP name[: why]" per check as the guest reports it, then
 # "<kernel>: N passed, N failed, N skipped". Exit status: 0 when every boot
@@ -23,11 +26,11 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${REUSEPORT_BUILD_DIR:-$repo/build}"
-kernels=() timeout=1800 memory=1024 work="" only="" filter=""
+kernels=() timeout=1800 memory=1024 work="" only="" filter="" cases=""
 
 usage() {
   echo "qemu-test: $*" >&2
-  sed -n '5,8p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
+  sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# //' >&2
   exit 2
 }
 while (($#)); do
@@ -39,7 +42,16 @@ while (($#)); do
     --work) work=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --filter) filter=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cases) cases=$2; shift 2 ;;
+    --from-env)
+      if [[ -z ${REUSEPORT_TEST_KERNEL:-} ]]; then
+        echo "qemu-test: SKIP: REUSEPORT_TEST_KERNEL names no kernel image (docs/real-kernel.md)"
+        exit 77
+      fi
+      IFS=: read -r -a from_env <<<"$REUSEPORT_TEST_KERNEL"
+      for k in "${from_env[@]}"; do [[ -n $k ]] && kernels+=("$(realpath -m "$k")"); done
+      shift ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage "unknown argument '$1'" ;;
   esac
 done
@@ -81,11 +93,13 @@ programs=(
 # broker. Left out: tests that need Python, nginx, dnsmasq, unshare or an
 # install tree (none of them is in the image).
 checks=(
-  "tests/integration/tcp_group_test TcpGroupTest.FourBlockingMembersServeEveryConnectionExactlyOnce:TcpGroupTest.MembersWithDifferentEventLoopsShareOnePort:TcpGroupTest.WithoutTheShimASecondListenerFailsAsOnAnOldKernel:TcpGroupTest.AnotherUidIsRefusedAndTheGroupKeepsServing:TcpGroupTest.Ipv6MembersShareAPort:TcpGroupTest.DualStackGroupServesIpv4AndIpv6:TcpGroupTest.V6onlyAndIpv4GroupsOnOnePortStaySeparate:TcpGroupTest.SpecificAddressBeatsWildcard:TcpGroupTest.Ipv4TrafficPrefersIpv4GroupOverDualStack:TcpGroupTest.MemberThatExitsLeavesAndTheOthersTakeItsShare:TcpGroupTest.KilledMemberLosesNoConnectionQueuedForIt"
+  "tests/integration/tcp_group_test TcpGroupTest.FourBlockingMembersServeEveryConnectionExactlyOnce:TcpGroupTest.SelectLevelTriggeredOneshotAndThreadedMembers:TcpGroupTest.ListenerOptionsReachAcceptedSockets:TcpGroupTest.WithoutTheShimASecondListenerFailsAsOnAnOldKernel:TcpGroupTest.AnotherUidIsRefusedAndTheGroupKeepsServing:TcpGroupTest.Ipv6MembersShareAPort:TcpGroupTest.DualStackGroupServesIpv4AndIpv6:TcpGroupTest.V6onlyAndIpv4GroupsOnOnePortStaySeparate:TcpGroupTest.SpecificAddressBeatsWildcard:TcpGroupTest.Ipv4TrafficPrefersIpv4GroupOverDualStack:TcpGroupTest.MemberThatExitsLeavesAndTheOthersTakeItsShare:TcpGroupTest.KilledMemberLosesNoConnectionQueuedForIt"
   "tests/integration/udp_group_test UdpGroupTest.FourMembersSpreadAThousandFlowsWithAffinity:UdpGroupTest.Ipv6MembersShareAPort:UdpGroupTest.Ipv4PrefersIpv4GroupOverDualStack:UdpGroupTest.SpecificAddressBeatsWildcard:UdpGroupTest.MemberThatLeavesHandsItsFlowsToTheOthers"
   "tests/integration/broker_restart_test BrokerRestartTest.*"
   "tests/integration/hardening_test HardeningTest.OnLinux32TheBrokerSaysItRunsWithoutAFilter:HardeningTest.CapabilitiesAreDroppedAfterStart"
-  "tests/integration/shim_fallback_test ShimFallbackTest.NoBrokerMeansOldKernelBehaviourAndOneMessage:ShimFallbackTest.ListedPortWithoutBrokerBindsOnceThenAddressInUse:ShimFallbackTest.AutoModeUsesTheKernelsOwnWhereItWorks"
+  "tests/integration/shim_fallback_test ShimFallbackTest.ListedPortWithoutBrokerBindsOnceThenAddressInUse"
+  "tests/integration/stall_test StallTest.*"
+  "tests/integration/process_life_test *ProcessLifeTest.*"
 )
 [[ $only == semantics ]] && checks=()
 for c in "${checks[@]}"; do programs+=("${c%% *}"); done
@@ -152,6 +166,8 @@ semantics=""
 if [[ $only != checks ]]; then
   # Slower than a host: give traffic more time to show up.
   semantics="$repo/tests/semantics/run_semantics.sh --mode real --build $build -- --wait-ms 5000"
+  IFS=, read -r -a case_globs <<<"$cases"
+  for g in "${case_globs[@]}"; do [[ -n $g ]] && semantics+=" --case $g"; done
 fi
 # Read by busybox sh: plain single-quoted values (paths have no quotes).
 {
