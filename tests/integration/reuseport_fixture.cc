@@ -53,7 +53,7 @@ absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& dir, const
   p.stdout_path = dir + "/reuseportd.log";
   p.stderr_path = dir + "/reuseportd.log";
   p.inherited_fds = {{ready[1], 3}};
-  if (options.legacy_kernel) UnderLegacyKernel(&p);
+  if (options.legacy_kernel) UnderLegacyKernel(&p, options.kernel);
   p.argv.insert(p.argv.begin(), options.wrapper.begin(), options.wrapper.end());
   absl::StatusOr<Subprocess> process = Subprocess::Start(p);
   close(ready[1]);

@@ -42,6 +42,8 @@ struct BrokerOptions {
   // {"unshare", "--user", "--map-root-user", "--"}: it must exec its arguments.
   std::vector<std::string> wrapper;
   bool legacy_kernel = true;
+  // The kernel the runner pretends for the broker (uname included).
+  std::string kernel = kLegacyKernel;
   std::string log_level = "info";
 };
 
