@@ -174,6 +174,7 @@ fi
   echo "SEMANTICS='$semantics'"
   echo "CHECK_TIMEOUT='$((timeout - 120 > 60 ? timeout - 120 : 60))'"
   echo "RUNNER='$build/tools/legacy_kernel/reuseport-legacy-kernel'"
+  echo "DRIVER='$build/tests/semantics/reuseport_semantics'"
 } >"$root/etc/reuseport-qemu.conf"
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$work/initramfs.cpio.gz"
 echo "qemu-test: image $(du -h "$work/initramfs.cpio.gz" | cut -f1) in $work"

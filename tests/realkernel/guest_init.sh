@@ -14,6 +14,7 @@
 # "<test binary> <gtest filter>"; /etc/reuseport-qemu.conf sets
 #   SEMANTICS      "<run_semantics.sh> <args...>", or empty
 #   RUNNER         reuseport-legacy-kernel, for the pass-through check
+#   DRIVER         reuseport_semantics, for the bind matrix
 #   CHECK_TIMEOUT  seconds for one test binary or the semantics run
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /run
 /bin/busybox --install -s
@@ -49,6 +50,12 @@ elif [ -e /proc/self/ns/net ]; then
   report "INFO netns-id none: /proc/self/ns/net is a file, inode $(stat -c %i /proc/self/ns/net) (per process before 3.8)"
 else
   report "INFO netns-id none: no /proc/self/ns/net"
+fi
+
+# How this kernel answers overlapping binds without SO_REUSEPORT: which path
+# the shim's first bind() takes depends on it.
+if [ -n "${DRIVER:-}" ]; then
+  "$DRIVER" --bind-matrix | while IFS= read -r line; do report "INFO $line"; done
 fi
 
 # Checks that only a real kernel can make.

@@ -27,6 +27,11 @@
  * compared with the reference and judged PASS, FAIL (with the differing lines)
  * or SKIP (IPv6 missing here), ending with "N passed, N failed, N skipped".
  *
+ * --bind-matrix prints instead what this kernel answers, without SO_REUSEPORT,
+ * to a second bind of each kind after each kind ("bind-matrix udp v6any then
+ * v4any: EADDRINUSE"): where old and new kernels differ, the shim takes
+ * different paths.
+ *
  * Exit status: 0 all compared cases passed (or, without --expect, all ran);
  * 1 some case failed; 2 usage or an unexpected local error. */
 #include <arpa/inet.h>
@@ -636,6 +641,43 @@ static int judge(const char *case_name, const struct lines *got) {
   return 1;
 }
 
+/* --- The kernel's own bind conflicts ------------------------------------------ */
+
+/* Without SO_REUSEPORT: may a socket of kind `second` bind the port a socket
+ * of kind `first` holds (listening, for TCP)? What an old kernel answers here
+ * decides whether the shim's first bind() makes a new real socket or has to
+ * ask the broker to join, so it differs between hosts where nothing else does. */
+static void bind_matrix(void) {
+  for (int t = 0; t < 2; ++t) {
+    const int type = t == 0 ? SOCK_DGRAM : SOCK_STREAM;
+    for (int a = 0; a < KIND_COUNT; ++a) {
+      for (int b = 0; b < KIND_COUNT; ++b) {
+        if (!ipv6_ok && (kinds[a].family == AF_INET6 || kinds[b].family == AF_INET6)) continue;
+        const unsigned port = free_port(type);
+        int fds[2] = {-1, -1};
+        const char *result = "ok";
+        for (int i = 0; i < 2; ++i) {
+          const struct kind_info *k = &kinds[i == 0 ? a : b];
+          fds[i] = socket(k->family, type, 0);
+          if (fds[i] < 0) fatal("socket (bind matrix)");
+          if (k->v6only >= 0) setsockopt(fds[i], IPPROTO_IPV6, IPV6_V6ONLY, &k->v6only, sizeof(k->v6only));
+          struct sockaddr_storage ss;
+          socklen_t len = make_address(k->family, k->address, port, &ss);
+          if (bind(fds[i], (struct sockaddr *)&ss, len) != 0 || (type == SOCK_STREAM && listen(fds[i], 8) != 0)) {
+            result = i == 0 ? "first-failed" : errno_name(errno);
+            break;
+          }
+        }
+        printf("bind-matrix %s %s then %s: %s\n", type == SOCK_STREAM ? "tcp" : "udp", kinds[a].name,
+               kinds[b].name, result);
+        for (int i = 0; i < 2; ++i) {
+          if (fds[i] >= 0) close(fds[i]);
+        }
+      }
+    }
+  }
+}
+
 /* --- Main ---------------------------------------------------------------- */
 
 static void probe_ipv6(void) {
@@ -657,7 +699,8 @@ static void probe_ipv6(void) {
 static void usage(const char *problem) {
   fprintf(stderr,
           "reuseport_semantics: %s\n"
-          "usage: reuseport_semantics [--case GLOB]... [--expect FILE] [--wait-ms N] [--out FILE] [--list]\n",
+          "usage: reuseport_semantics [--case GLOB]... [--expect FILE] [--wait-ms N] [--out FILE] [--list]\n"
+          "       reuseport_semantics --bind-matrix\n",
           problem);
   exit(2);
 }
@@ -668,9 +711,10 @@ int main(int argc, char **argv) {
                                                {"wait-ms", required_argument, 0, 'w'},
                                                {"out", required_argument, 0, 'o'},
                                                {"list", no_argument, 0, 'l'},
+                                               {"bind-matrix", no_argument, 0, 'b'},
                                                {0, 0, 0, 0}};
   const char *globs[32];
-  int glob_count = 0, list = 0;
+  int glob_count = 0, list = 0, matrix = 0;
   out = stdout;
   int c;
   while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -692,12 +736,17 @@ int main(int argc, char **argv) {
         if (out == NULL) fatal(optarg);
         break;
       case 'l': list = 1; break;
+      case 'b': matrix = 1; break;
       default: usage("unknown option");
     }
   }
   if (optind != argc) usage("unexpected argument");
   if (expect_path != NULL) load_reference(expect_path);
   probe_ipv6();
+  if (matrix) {
+    bind_matrix();
+    return 0;
+  }
 
   int passed = 0, failed = 0, skipped = 0;
   for (int t = 0; t < 2; ++t) {
