@@ -84,7 +84,7 @@ class BrokerRestartTest : public ::testing::Test {
 TEST_F(BrokerRestartTest, CrashedBrokerIsReplacedAndMembersRejoinWithinASecond) {
   absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(first.ok()) << first.status();
-  StartMembers(*first);
+  ASSERT_NO_FATAL_FAILURE(StartMembers(*first));
   UdpFlows flows(udp_[0].port, 100);
   std::vector<std::string> before = flows.Ask("before");
 
@@ -129,7 +129,7 @@ TEST_F(BrokerRestartTest, CrashedBrokerIsReplacedAndMembersRejoinWithinASecond) 
 TEST_F(BrokerRestartTest, TakeoverRefusesNothing) {
   absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(first.ok()) << first.status();
-  StartMembers(*first);
+  ASSERT_NO_FATAL_FAILURE(StartMembers(*first));
   TcpLoadResult result;
   std::thread load([&] {
     TcpLoadOptions o;
@@ -158,7 +158,7 @@ TEST_F(BrokerRestartTest, TakeoverRefusesNothing) {
 TEST_F(BrokerRestartTest, SighupStartsASuccessorThatTakesOver) {
   absl::StatusOr<BrokerProcess> first = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(first.ok()) << first.status();
-  StartMembers(*first);
+  ASSERT_NO_FATAL_FAILURE(StartMembers(*first));
   pid_t old_pid = first->process().pid();
   ASSERT_TRUE(first->process().Signal(SIGHUP).ok());
   absl::StatusOr<int> exited = first->process().Wait(absl::Seconds(15));

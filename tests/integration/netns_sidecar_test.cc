@@ -133,7 +133,13 @@ class NetnsSidecarTest : public ::testing::Test {
 
     // The sidecar: the broker runs inside A; its socket is in the shared dir.
     InNamespace in_a(*pod_a_);
-    absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+    // Telling namespaces apart needs /proc/PID/ns inodes that name them
+    // (Linux 3.8): the broker finds its kernel's release with uname(2), which
+    // the runner answers, so this broker runs as on 3.8. On 3.2 it takes
+    // every member for one of its own namespace (README, Limits).
+    BrokerOptions options;
+    options.kernel = "3.8";
+    absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_.emplace(std::move(*broker));
   }

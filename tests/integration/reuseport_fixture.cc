@@ -1,11 +1,13 @@
 #include "reuseport_fixture.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +53,7 @@ absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& dir, const
   p.stdout_path = dir + "/reuseportd.log";
   p.stderr_path = dir + "/reuseportd.log";
   p.inherited_fds = {{ready[1], 3}};
-  if (options.legacy_kernel) UnderLegacyKernel(&p);
+  if (options.legacy_kernel) UnderLegacyKernel(&p, options.kernel);
   p.argv.insert(p.argv.begin(), options.wrapper.begin(), options.wrapper.end());
   absl::StatusOr<Subprocess> process = Subprocess::Start(p);
   close(ready[1]);
@@ -122,6 +124,18 @@ absl::StatusOr<int> SettledFdCount(pid_t pid) {
     }
   }
   return best;
+}
+
+std::string Ipv6Unavailable() {
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::StrCat("no IPv6 on this kernel: socket(AF_INET6): ", strerror(errno));
+  struct sockaddr_in6 a = {};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  int r = bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+  int error = errno;
+  close(fd);
+  return r == 0 ? "" : absl::StrCat("no IPv6 loopback here: bind(::1): ", strerror(error));
 }
 
 TempDir MakeTestDir() {

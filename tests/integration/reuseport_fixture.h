@@ -42,6 +42,8 @@ struct BrokerOptions {
   // {"unshare", "--user", "--map-root-user", "--"}: it must exec its arguments.
   std::vector<std::string> wrapper;
   bool legacy_kernel = true;
+  // The kernel the runner pretends for the broker (uname included).
+  std::string kernel = kLegacyKernel;
   std::string log_level = "info";
 };
 
@@ -81,6 +83,10 @@ MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::str
 // its source port (servers such as dnsmasq bind both protocols); 0 if none.
 // `type` is kept for the callers' clarity: the port is free for both.
 uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
+
+// Why IPv6 cannot be used here ("" when it can): a kernel built without it
+// (EAFNOSUPPORT) or without ::1 on loopback. Tests of IPv6 members skip with it.
+std::string Ipv6Unavailable();
 
 // A temporary directory every uid may write (members may run as nobody).
 TempDir MakeTestDir();

@@ -199,6 +199,7 @@ TEST_F(TcpGroupTest, UnprivilegedMemberCannotTakePort80) {
 }
 
 TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -206,6 +207,7 @@ TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
 }
 
 TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> m;
   for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -214,6 +216,7 @@ TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
 }
 
 TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> v6;
   for (int i = 0; i < 2; ++i) v6.push_back(Member(Tcp({"--host", "::", "--v6only", "1"}), absl::StrCat("v6only", i)));
   std::vector<MemberProcess> v6_members = StartGroup(std::move(v6));
@@ -241,6 +244,7 @@ TEST_F(TcpGroupTest, SpecificAddressBeatsWildcard) {
 }
 
 TEST_F(TcpGroupTest, Ipv4TrafficPrefersIpv4GroupOverDualStack) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));

@@ -117,6 +117,7 @@ TEST_F(UdpGroupTest, PythonSocketserverAndRecvmmsgServerShareAPort) {
 }
 
 TEST_F(UdpGroupTest, Ipv6MembersShareAPort) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Udp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -124,6 +125,7 @@ TEST_F(UdpGroupTest, Ipv6MembersShareAPort) {
 }
 
 TEST_F(UdpGroupTest, Ipv4PrefersIpv4GroupOverDualStack) {
+  if (std::string why = Ipv6Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Udp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));

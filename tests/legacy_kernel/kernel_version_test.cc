@@ -32,5 +32,17 @@ TEST(LegacyKernelVersion, FormatsWithoutTrailingZeros) {
   EXPECT_EQ(FormatKernelVersion({2, 4, 8, 1}), "2.4.8.1");
 }
 
+TEST(LegacyKernelVersion, ReadsTheLeadingVersionOfAKernelRelease) {
+  EXPECT_EQ(ParseKernelRelease("6.18.44-fc-v1252").value(), (KernelVersion{6, 18, 44, 0}));
+  EXPECT_EQ(ParseKernelRelease("3.2.0-4-amd64").value(), (KernelVersion{3, 2, 0, 0}));
+  EXPECT_EQ(ParseKernelRelease("3.2.71").value(), (KernelVersion{3, 2, 71, 0}));
+  EXPECT_EQ(ParseKernelRelease("4.9.0.1").value(), (KernelVersion{4, 9, 0, 0}));
+  EXPECT_EQ(ParseKernelRelease("5.4").value(), (KernelVersion{5, 4, 0, 0}));
+  EXPECT_FALSE(ParseKernelRelease("").ok());
+  EXPECT_FALSE(ParseKernelRelease("Linux").ok());
+}
+
+TEST(LegacyKernelVersion, RunningKernelIsReadable) { EXPECT_TRUE(RunningKernelVersion().ok()); }
+
 }  // namespace
 }  // namespace reuseport::legacy_kernel

@@ -35,17 +35,27 @@ absl::Status WaitForFile(const std::string& path, absl::Duration timeout, Subpro
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 
+  // A kernel built without inotify (CONFIG_INOTIFY_USER=n, as some old and
+  // embedded ones are) answers ENOSYS: then look with a growing pause instead.
   int inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd < 0) return absl::InternalError(absl::StrCat("inotify_init1: ", std::strerror(errno)));
+  if (inotify_fd < 0 && errno != ENOSYS) {
+    return absl::InternalError(absl::StrCat("inotify_init1: ", std::strerror(errno)));
+  }
   struct CloseOnExit {
     int fd;
-    ~CloseOnExit() { close(fd); }
+    ~CloseOnExit() {
+      if (fd >= 0) close(fd);
+    }
   } closer{inotify_fd};
   // Watch first, then look: a file created in between is not missed.
-  if (inotify_add_watch(inotify_fd, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+  if (inotify_fd >= 0 && inotify_add_watch(inotify_fd, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
     int error = errno;
     if (error == ENOENT) return absl::NotFoundError(absl::StrCat("no directory ", dir));
     return absl::InternalError(absl::StrCat("inotify_add_watch ", dir, ": ", std::strerror(error)));
+  }
+  if (inotify_fd < 0) {
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 && errno == ENOENT) return absl::NotFoundError(absl::StrCat("no directory ", dir));
   }
 
   absl::Duration exit_check_pause = absl::Milliseconds(1);
@@ -74,22 +84,26 @@ absl::Status WaitForFile(const std::string& path, absl::Duration timeout, Subpro
         absl::ToInt64Milliseconds(absl::Ceil(remaining, absl::Milliseconds(1))));
     pollfd fds[2] = {{inotify_fd, POLLIN, 0}, {-1, POLLIN, 0}};
     int nfds = 1;
+    // No pidfd (kernel < 5.3) or no inotify: look again after a growing pause.
+    bool look_again = inotify_fd < 0;
     if (process != nullptr) {
       if (process->exit_fd() >= 0) {
         fds[1].fd = process->exit_fd();
         nfds = 2;
       } else {
-        // No pidfd (kernel < 5.3): look at the exit status with a growing pause.
-        wait_ms = std::min<int>(wait_ms, absl::ToInt64Milliseconds(exit_check_pause));
-        exit_check_pause = std::min(exit_check_pause * 2, absl::Milliseconds(20));
+        look_again = true;
       }
+    }
+    if (look_again) {
+      wait_ms = std::min<int>(wait_ms, absl::ToInt64Milliseconds(exit_check_pause));
+      exit_check_pause = std::min(exit_check_pause * 2, absl::Milliseconds(20));
     }
     if (poll(fds, nfds, wait_ms) < 0 && errno != EINTR) {
       return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
     }
     // Drain the events; what they say is re-checked with stat() above.
     char events[4096];
-    while (read(inotify_fd, events, sizeof(events)) > 0) {
+    while (inotify_fd >= 0 && read(inotify_fd, events, sizeof(events)) > 0) {
     }
   }
 }

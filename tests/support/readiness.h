@@ -13,7 +13,7 @@
 namespace reuseport::testing {
 
 // Waits until `path` exists, watching its directory with inotify (no sleep
-// loop). Writers should create the file under another name and rename() it,
+// loop; on a kernel without inotify, looking again after pauses up to 20 ms). Writers should create the file under another name and rename() it,
 // as the members do with their ready files, so existence means complete.
 //
 // With `process`, returns early with FailedPrecondition (carrying the exit

@@ -1,5 +1,8 @@
 #include "kernel_version.h"
 
+#include <errno.h>
+#include <sys/utsname.h>
+
 #include <limits>
 #include <vector>
 
@@ -40,6 +43,25 @@ std::string FormatKernelVersion(const KernelVersion& version) {
   if (version.patch != 0 || version.sublevel != 0) absl::StrAppend(&text, ".", version.patch);
   if (version.sublevel != 0) absl::StrAppend(&text, ".", version.sublevel);
   return text;
+}
+
+absl::StatusOr<KernelVersion> ParseKernelRelease(absl::string_view release) {
+  const auto digit = [release](size_t i) {
+    return i < release.size() && absl::ascii_isdigit(static_cast<unsigned char>(release[i]));
+  };
+  size_t end = 0;
+  int dots = 0;
+  while (digit(end) || (end < release.size() && release[end] == '.' && dots < 2 && digit(end + 1))) {
+    if (release[end] == '.') ++dots;
+    ++end;
+  }
+  return ParseKernelVersion(release.substr(0, end));
+}
+
+absl::StatusOr<KernelVersion> RunningKernelVersion() {
+  struct utsname names;
+  if (uname(&names) != 0) return absl::ErrnoToStatus(errno, "uname");
+  return ParseKernelRelease(names.release);
 }
 
 }  // namespace reuseport::legacy_kernel

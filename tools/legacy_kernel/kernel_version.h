@@ -27,6 +27,13 @@ absl::StatusOr<KernelVersion> ParseKernelVersion(absl::string_view text);
 // "3.2", "2.6.28", "2.4.8.1": trailing zero parts after the minor are left out.
 std::string FormatKernelVersion(const KernelVersion& version);
 
+// The leading X.Y[.Z] of a kernel release as uname(2) gives it ("6.18.44-fc-v1252",
+// "3.2.0-4-amd64"); what follows the digits is ignored.
+absl::StatusOr<KernelVersion> ParseKernelRelease(absl::string_view release);
+
+// The release of the kernel this process runs on (uname(2)).
+absl::StatusOr<KernelVersion> RunningKernelVersion();
+
 }  // namespace reuseport::legacy_kernel
 
 #endif  // REUSEPORT_TOOLS_LEGACY_KERNEL_KERNEL_VERSION_H_

@@ -37,6 +37,15 @@ DESCRIPTION
       cannot be filtered, since it sits in a struct behind a pointer; kernels
       before 4.5 ignored the bit, so the call succeeds there too.
 
+    - uname(2) reports X.Y.Z as the release (the rest of struct utsname is the
+      real one). A filter cannot change what a call returns, so it hands uname
+      to a small supervisor process (seccomp user notification), which writes
+      the answer into the caller's buffer; this needs Linux 5.8 on the host
+      (elsewhere uname shows the real release) and works for statically linked
+      programs too. /proc/sys/kernel/osrelease and /proc/version are not
+      changed. The supervisor, "reuseport-uname", is nobody's child in CMD's
+      tree and exits when the last process under the filter does.
+
     - Only 64-bit (x86_64) programs are emulated: every i386 system call (a
       32-bit program, or int 0x80) and every x32 call fails with ENOSYS.
 
@@ -52,7 +61,10 @@ DESCRIPTION
     number or a filtered argument.
 
     A version newer than the newest call in the table ($NEWEST) is accepted; then
-    nothing is denied and no filter is installed.
+    nothing is denied and no filter is installed. Nor is one installed on a
+    kernel of the X.Y series or older (a real Linux 3.2, where no filter could
+    be installed before 3.5 anyway): that kernel already answers as X.Y, and
+    CMD runs as it is (--explain says so).
 
 OPTIONS
     --kernel X.Y, --kernel=X.Y

@@ -37,9 +37,7 @@ absl::Status AddFacilityRule(void* filter, const FacilityRule& rule) {
                absl::StrCat("rule for ", rule.facility, " in ", rule.syscall));
 }
 
-}  // namespace
-
-absl::Status InstallSeccompFilter(const DenialPlan& plan) {
+absl::StatusOr<Filter> BuildFilter(const DenialPlan& plan, bool notify_uname) {
   Filter filter(seccomp_init(SCMP_ACT_ALLOW));
   if (!filter) return absl::InternalError("seccomp_init failed");
 
@@ -71,7 +69,31 @@ absl::Status InstallSeccompFilter(const DenialPlan& plan) {
     if (!rule->enforceable) continue;
     if (absl::Status status = AddFacilityRule(filter.get(), *rule); !status.ok()) return status;
   }
-  return Check(seccomp_load(filter.get()), "loading the seccomp filter");
+  if (notify_uname) {
+    if (absl::Status status = Check(seccomp_rule_add(filter.get(), SCMP_ACT_NOTIFY, SCMP_SYS(uname), 0),
+                                    "rule for uname");
+        !status.ok()) {
+      return status;
+    }
+  }
+  return filter;
+}
+
+}  // namespace
+
+absl::StatusOr<int> InstallSeccompFilter(const DenialPlan& plan, bool notify_uname) {
+  absl::StatusOr<Filter> filter = BuildFilter(plan, notify_uname);
+  if (!filter.ok()) return filter.status();
+  int result = seccomp_load(filter->get());
+  if (result == -EBUSY && notify_uname) {
+    // A filter of an outer runner has the chain's one listener.
+    filter = BuildFilter(plan, false);
+    if (!filter.ok()) return filter.status();
+    notify_uname = false;
+    result = seccomp_load(filter->get());
+  }
+  if (absl::Status status = Check(result, "loading the seccomp filter"); !status.ok()) return status;
+  return notify_uname ? seccomp_notify_fd(filter->get()) : -1;
 }
 
 }  // namespace reuseport::legacy_kernel
