@@ -82,7 +82,7 @@ JoinPlan AdmitOnBoundSocket(const JoinRequest& request, const JoinFacts& facts, 
   JoinPlan plan;
   plan.domain = DomainKey{*facts.netns, request.protocol, s.address.port};
   plan.group_address = group_address;
-  plan.group_v6only = group_address.family == AF_INET6 && group_v6only;
+  plan.group_v6only = EffectiveV6only(group_address, group_v6only);
   plan.owner_uid = s.owner_uid;
   const PortDomain* domain = registry.FindDomain(plan.domain);
   if (domain != nullptr) {
@@ -133,7 +133,7 @@ JoinPlan DecideBind(const JoinRequest& request, const JoinFacts& facts, const Re
   JoinPlan plan;
   plan.domain = DomainKey{*facts.netns, request.protocol, request.address.port};
   plan.group_address = request.address;
-  plan.group_v6only = request.address.family == AF_INET6 && s.v6only;
+  plan.group_v6only = EffectiveV6only(request.address, s.v6only);
   plan.owner_uid = s.owner_uid;
   const PortDomain* domain = registry.FindDomain(plan.domain);
   JoinDecision d;
@@ -148,6 +148,18 @@ JoinPlan DecideBind(const JoinRequest& request, const JoinFacts& facts, const Re
     case JoinDecision::kNewGroupOnSocket:
       plan.real = d.real;
       break;
+    case JoinDecision::kWiden:
+    case JoinDecision::kNewGroupWithCompanion:
+      if (auto refusal = CheckLimits(facts, registry, policy, settings, s.owner_uid, true, request.protocol,
+                                     &plan.udp_channel_bytes)) {
+        return Refuse(refusal->error, refusal->reason, refusal->detail);
+      }
+      plan.action = JoinPlan::Action::kBindAndCreate;
+      plan.also = d.real;
+      plan.bind_address = d.companion;
+      plan.bind_v6only = d.companion_v6only;
+      plan.retire = d.retire;
+      return plan;
     case JoinDecision::kNoGroup:
       if (request.address.port < Policy::kFirstUnprivilegedPort &&
           policy.AllowedByRule(facts.peer, request.protocol, request.address.port)) {
@@ -158,6 +170,8 @@ JoinPlan DecideBind(const JoinRequest& request, const JoinFacts& facts, const Re
           return Refuse(refusal->error, refusal->reason, refusal->detail);
         }
         plan.action = JoinPlan::Action::kBindAndCreate;
+        plan.bind_address = request.address;
+        plan.bind_v6only = s.v6only;
         return plan;
       }
       if (facts.creator_may_be_coming && !facts.wait_over) {
@@ -186,7 +200,9 @@ JoinPlan DecideRejoin(const JoinRequest& request, const JoinFacts& facts, const 
     return plan;
   }
   const SocketFacts& s = *facts.socket;
-  if (request.address.port != s.address.port || !Serves(s.address, s.v6only, request.address, request.v6only)) {
+  // The group socket carries the group's traffic, or part of it (a dual-stack
+  // group's own half; the other half is another group's socket).
+  if (request.address.port != s.address.port || !Overlaps(s.address, s.v6only, request.address, request.v6only)) {
     return Refuse(EINVAL, "bad-request", "the group socket does not serve the address given");
   }
   return AdmitOnBoundSocket(request, facts, registry, policy, settings, request.address, request.v6only);

@@ -101,7 +101,7 @@ struct JoinPlan {
   enum class Action {
     kRefuse,
     kWait,           // no group yet; one may be on its way (see JoinFacts)
-    kBindAndCreate,  // policy grants the port: bind the member's socket for it, then a new group on it
+    kBindAndCreate,  // bind the member's socket (to bind_address), then a new group on it
     kAdmit,          // a new member: into `group`, or a new group (see below)
     kAddLink,        // REJOIN: the link joins `member`, which rejoined through another process
   };
@@ -113,7 +113,15 @@ struct JoinPlan {
   // null too.
   Group* group = nullptr;
   RealSocket* real = nullptr;
-  Member* member = nullptr;  // kAddLink
+  RealSocket* also = nullptr;  // a new group's second socket (a dual-stack group's other half)
+  Member* member = nullptr;    // kAddLink
+  // kBindAndCreate: where the member's socket is bound, and its IPV6_V6ONLY
+  // first (a policy bind of a privileged port; a dual-stack group's half).
+  rp_address bind_address{};
+  bool bind_v6only = false;
+  // kBindAndCreate: narrower sockets of the port the new one takes over from
+  // (see Dispatcher::Supersede).
+  std::vector<RealSocket*> retire;
   rp_address group_address{};
   bool group_v6only = false;
   uid_t owner_uid = 0;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -300,12 +301,12 @@ void ControlServer::HandleJoin(Link* link, Record& record, int64_t wait_deadline
   }
 }
 
-void ControlServer::AdmitNew(Link* link, const rp_header& request, const JoinPlan& plan, UniqueFd socket,
+Group* ControlServer::AdmitNew(Link* link, const rp_header& request, const JoinPlan& plan, UniqueFd socket,
                              const SocketFacts& facts) {
   absl::StatusOr<Membership::NewMember> made = membership_.MakeMember(*link, plan.domain.protocol, plan.udp_channel_bytes);
   if (!made.ok()) {
     Refuse(link, request, Refusal{ENOMEM, "resources", std::string(made.status().message())});
-    return;
+    return nullptr;
   }
   bool new_group = plan.group == nullptr;
   Group* group = membership_.GroupFor(plan, std::move(socket), facts, Describe(*link).c_str());
@@ -313,32 +314,59 @@ void ControlServer::AdmitNew(Link* link, const rp_header& request, const JoinPla
   Reply(link, request, 0, &reply, sizeof(reply), {made->member_end.get(), made->broker_copy.get(), group->real->fd.get()});
   if (link->closing) {
     membership_.DropIfEmpty(group);
-    return;
+    return nullptr;
   }
   Member* m = membership_.Commit(group, std::move(made->member), link);
   Log(Severity::kInfo, "member %d (pid %d uid %d %s) joined group %d (%s %s)", m->id, m->creds.pid, m->creds.uid,
       m->command, group->id, ProtocolName(group->protocol), FormatAddress(group->address));
   if (new_group) RetryParkedJoins(plan.domain);
+  return group;
 }
 
 void ControlServer::BindAndCreate(Link* link, const rp_header& request, JoinPlan plan, const JoinRequest& join,
                                   UniqueFd socket) {
+  (void)join;
+  if (plan.bind_address.family == AF_INET6 && !IsV4Mapped(plan.bind_address)) {
+    int v6only = plan.bind_v6only ? 1 : 0;
+    setsockopt(socket.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  }
+  bool widen = !plan.retire.empty();
+  if (widen) {
+    dispatcher_.ReleaseForWiderSocket(plan.retire);
+    int one = 1;
+    setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  }
   struct sockaddr_storage ss;
-  socklen_t len = rp_address_to_sockaddr(&join.address, join.address.family, &ss);
+  socklen_t len = rp_address_to_sockaddr(&plan.bind_address, plan.bind_address.family, &ss);
   if (bind(socket.get(), reinterpret_cast<struct sockaddr*>(&ss), len) != 0) {
     int err = errno;
-    Refuse(link, request, Refusal{err, "bind-failed", absl::StrFormat("bind %s: %s", FormatAddress(join.address), strerror(err))});
+    if (widen) dispatcher_.RestoreNarrowerSockets(plan.retire);
+    Refuse(link, request,
+           Refusal{err, "bind-failed", absl::StrFormat("bind %s: %s", FormatAddress(plan.bind_address), strerror(err))});
     return;
   }
   absl::StatusOr<SocketFacts> bound = InspectSocket(socket.get());
   if (!bound.ok()) {
+    socket.reset();
+    if (widen) dispatcher_.RestoreNarrowerSockets(plan.retire);
     Refuse(link, request, Refusal{EIO, "bind-failed", std::string(bound.status().message())});
     return;
   }
-  Log(Severity::kInfo, "bound %s for %s as the policy allows", FormatAddress(bound->address), Describe(*link));
-  plan.group_address = bound->address;
-  plan.group_v6only = bound->v6only;
-  AdmitNew(link, request, plan, std::move(socket), *bound);
+  const char* why = widen ? ", taking over from the narrower socket(s) of its port"
+                    : plan.also != nullptr ? " beside the socket of the port's other half"
+                                           : " as the policy allows";
+  Log(Severity::kInfo, "bound %s for %s%s", FormatAddress(bound->address), Describe(*link), why);
+  if (plan.also == nullptr && !widen) {  // a policy bind: the group is at the address bound
+    plan.group_address = bound->address;
+    plan.group_v6only = bound->v6only;
+  }
+  Group* group = AdmitNew(link, request, plan, std::move(socket), *bound);
+  if (!widen) return;
+  if (group == nullptr) {
+    dispatcher_.RestoreNarrowerSockets(plan.retire);  // the wider socket is closed already
+    return;
+  }
+  dispatcher_.Supersede(plan.retire, group->real);
 }
 
 void ControlServer::AdmitRejoin(Link* link, const JoinRequest& request, const rp_header& header, const JoinPlan& plan,
@@ -362,8 +390,11 @@ void ControlServer::AdmitRejoin(Link* link, const JoinRequest& request, const rp
   Log(Severity::kInfo, "member %d (pid %d %s) rejoined group %d (%s %s), formerly member %d", m->id, m->creds.pid,
       m->command, group->id, ProtocolName(group->protocol), FormatAddress(group->address), request.previous_id);
   if (group->protocol == RP_PROTO_TCP && request.listening) {
-    if (int err = dispatcher_.Listen(group->real, request.backlog); err != 0) {
-      Log(Severity::kWarning, "listen on %s: %s", FormatAddress(group->real->address), strerror(err));
+    for (RealSocket* real : {group->real, group->also}) {
+      if (real == nullptr) continue;
+      if (int err = dispatcher_.Listen(real, request.backlog); err != 0) {
+        Log(Severity::kWarning, "listen on %s: %s", FormatAddress(real->address), strerror(err));
+      }
     }
     dispatcher_.SetListening(m);
   }
@@ -415,10 +446,13 @@ void ControlServer::HandleListen(Link* link, Record& record) {
     return;
   }
   Member* m = link->member;
-  if (int err = dispatcher_.Listen(m->group->real, plan.backlog); err != 0) {
-    Refuse(link, h,
-           Refusal{err, "listen-failed", absl::StrFormat("listen on %s: %s", FormatAddress(m->group->real->address), strerror(err))});
-    return;
+  for (RealSocket* real : {m->group->real, m->group->also}) {
+    if (real == nullptr) continue;
+    if (int err = dispatcher_.Listen(real, plan.backlog); err != 0) {
+      Refuse(link, h,
+             Refusal{err, "listen-failed", absl::StrFormat("listen on %s: %s", FormatAddress(real->address), strerror(err))});
+      return;
+    }
   }
   dispatcher_.SetListening(m);
   Reply(link, h, 0, nullptr, 0);

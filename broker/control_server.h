@@ -123,7 +123,8 @@ class ControlServer {
   void HandleJoin(Link* link, Record& record, int64_t wait_deadline_ms = 0);
   JoinFacts GatherJoinFacts(const Link& link, const JoinRequest& request, const Record& record,
                             int64_t wait_deadline_ms) const;
-  void AdmitNew(Link* link, const rp_header& request, const JoinPlan& plan, UniqueFd socket, const SocketFacts& facts);
+  // The group the new member joined, or null (refused, or the link went).
+  Group* AdmitNew(Link* link, const rp_header& request, const JoinPlan& plan, UniqueFd socket, const SocketFacts& facts);
   void AdmitRejoin(Link* link, const JoinRequest& request, const rp_header& header, const JoinPlan& plan,
                    Record& record);
   void BindAndCreate(Link* link, const rp_header& request, JoinPlan plan, const JoinRequest& join, UniqueFd socket);

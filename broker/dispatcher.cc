@@ -98,11 +98,12 @@ void Dispatcher::PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes)
 
 absl::Status Dispatcher::StartUdp(RealSocket* real) {
   int fd = real->fd.get();
-  if (real->address.family == AF_INET) {
-    SetInt(fd, IPPROTO_IP, IP_PKTINFO, 1);
-  } else {
-    SetInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
-  }
+  // The destination of each datagram routes it to its group. An IPv6 socket
+  // that also receives IPv4 (dual-stack, or ::ffff:...) needs IP_PKTINFO too:
+  // Linux 3.2 gives IPv4 datagrams there only IPPROTO_IP control messages (later
+  // kernels add a v4-mapped IPV6_PKTINFO as well).
+  SetInt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  if (real->address.family == AF_INET6) SetInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
   SetInt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
   // The group's socket takes the load of all its members' sockets on a kernel
   // with SO_REUSEPORT, and the broker is one more process to schedule: give
@@ -119,6 +120,11 @@ absl::Status Dispatcher::StartUdp(RealSocket* real) {
 int Dispatcher::Listen(RealSocket* real, int backlog) {
   if (backlog <= 0) backlog = 128;
   if (real->listening && backlog <= real->backlog) return 0;
+  // Connections accepted from it inherit SO_REUSEADDR, so that they (held by
+  // members, or queued) never keep a wider socket of the port from being bound
+  // later (ReleaseForWiderSocket). A listening socket conflicts with any
+  // overlapping bind whatever its SO_REUSEADDR, so nothing else changes.
+  SetInt(real->fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
   if (listen(real->fd.get(), backlog) != 0) return errno;
   real->backlog = std::max(backlog, real->backlog);
   if (!real->listening) {
@@ -135,6 +141,67 @@ void Dispatcher::ForgetRealSocket(RealSocket* real) {
   loop_.Remove(real->watch);
   real->watch = nullptr;
   waiting_for_room_.erase(std::remove(waiting_for_room_.begin(), waiting_for_room_.end(), real), waiting_for_room_.end());
+}
+
+void Dispatcher::ReleaseForWiderSocket(const std::vector<RealSocket*>& narrower) {
+  for (RealSocket* r : narrower) {
+    SetInt(r->fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+    if (r->protocol != RP_PROTO_TCP || !r->listening) continue;
+    DrainBacklog(r);
+    // A listener that stops listening resets what is still queued: drained
+    // just above, so only a connection completing in between is lost.
+    shutdown(r->fd.get(), SHUT_RD);
+  }
+}
+
+void Dispatcher::RestoreNarrowerSockets(const std::vector<RealSocket*>& narrower) {
+  for (RealSocket* r : narrower) {
+    if (r->protocol == RP_PROTO_TCP && r->listening && listen(r->fd.get(), r->backlog) != 0) {
+      Log(Severity::kError, "cannot listen on %s again: %s", FormatAddress(r->address), strerror(errno));
+    }
+    if (r->protocol == RP_PROTO_UDP) SetInt(r->fd.get(), SOL_SOCKET, SO_REUSEADDR, 0);
+  }
+}
+
+void Dispatcher::Supersede(const std::vector<RealSocket*>& narrower, RealSocket* wider) {
+  int backlog = 0;
+  bool listening = false;
+  for (RealSocket* r : narrower) {
+    if (r->protocol != RP_PROTO_TCP) continue;
+    listening |= r->listening;
+    backlog = std::max(backlog, r->backlog);
+  }
+  // listen() checks the port again: SO_REUSEADDR stays on until it is done.
+  if (listening) {
+    if (int err = Listen(wider, backlog); err != 0) {
+      Log(Severity::kError, "listen on %s: %s", FormatAddress(wider->address), strerror(err));
+    }
+  }
+  // UDP sockets bound with SO_REUSEADDR would let any later socket with it
+  // share their addresses: off again once bound. (TCP listeners keep it; see Listen.)
+  if (wider->protocol == RP_PROTO_UDP) SetInt(wider->fd.get(), SOL_SOCKET, SO_REUSEADDR, 0);
+  for (RealSocket* r : narrower) {
+    if (r->protocol != RP_PROTO_TCP) {
+      SetInt(r->fd.get(), SOL_SOCKET, SO_REUSEADDR, 0);
+      continue;
+    }
+    ForgetRealSocket(r);
+    if (std::unique_ptr<RealSocket> released = registry_.Rehome(r, wider)) {
+      Log(Severity::kInfo, "tcp %s now served through %s", FormatAddress(released->address), FormatAddress(wider->address));
+    }
+  }
+}
+
+void Dispatcher::DrainBacklog(RealSocket* real) {
+  bool was_paused = real->paused;
+  real->paused = false;
+  // Bounded: a backlog holds at most somaxconn connections.
+  for (int batch = 0; batch < 1024; ++batch) {
+    int before = static_cast<int>(totals_.connections_accepted);
+    OnTcpReadable(real);
+    if (static_cast<int>(totals_.connections_accepted) == before) break;
+  }
+  real->paused = real->paused || was_paused;
 }
 
 void Dispatcher::AddMember(Group* group, std::unique_ptr<Member> member) {
@@ -178,14 +245,17 @@ void Dispatcher::RemoveMember(Member* member) {
   for (auto& c : group->pending) Refuse(std::move(c.fd));
   registry_.MutableUsage(group->owner_uid).waiting -= static_cast<int64_t>(group->pending.size());
   group->pending.clear();
-  RealSocket* real = group->real;
-  std::unique_ptr<RealSocket> released = registry_.RemoveGroup(group);
-  if (released) {
-    ForgetRealSocket(released.get());
-    Log(Severity::kInfo, "closed %s socket %s: its last group is gone", released->protocol == RP_PROTO_TCP ? "tcp" : "udp",
-        FormatAddress(released->address));
-  } else if (real != nullptr) {
-    ResumeIfDrained(real);
+  RealSocket* sockets[2] = {group->real, group->also};
+  std::vector<std::unique_ptr<RealSocket>> released = registry_.RemoveGroup(group);
+  for (const auto& r : released) {
+    ForgetRealSocket(r.get());
+    Log(Severity::kInfo, "closed %s socket %s: its last group is gone", r->protocol == RP_PROTO_TCP ? "tcp" : "udp",
+        FormatAddress(r->address));
+  }
+  for (RealSocket* real : sockets) {
+    bool still_open = real != nullptr && std::none_of(released.begin(), released.end(),
+                                                      [&](const auto& r) { return r.get() == real; });
+    if (still_open) ResumeIfDrained(real);
   }
 }
 
@@ -276,6 +346,7 @@ bool Dispatcher::TryDeliver(Group* group, PendingConnection& connection) {
     if (m->full || m->stalled_until_ms > now) continue;
     rp_connection payload{};
     payload.peer = connection.peer;
+    if (connection.peer.family != group->address.family) payload.flags = RP_CONNECTION_OTHER_FAMILY;
     payload.sequence = m->connections + 1;
     rp_header h = MakeHeader(RP_OP_CONNECTION, sizeof(payload), 0);
     int err = SendRecord(m->channel.get(), h, &payload, sizeof(payload), nullptr, 0, {connection.fd.get()}, MSG_DONTWAIT);

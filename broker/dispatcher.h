@@ -82,6 +82,19 @@ class Dispatcher {
   // Stops watching a real socket that is about to close.
   void ForgetRealSocket(RealSocket* real);
 
+  // A wider socket taking over from narrower ones of its port (0.0.0.0 after
+  // 127.0.0.1): an old kernel binds it beside them only once they are marked
+  // SO_REUSEADDR and, for TCP, no longer listening. Before the bind: marks
+  // them, hands every connection queued on them to its group, stops them
+  // listening. If the bind fails: Restore. After it: Supersede.
+  void ReleaseForWiderSocket(const std::vector<RealSocket*>& narrower);
+  void RestoreNarrowerSockets(const std::vector<RealSocket*>& narrower);
+  // TCP: the groups move to `wider`, which listens now; the narrower sockets
+  // are forgotten (members still hold them, bound and idle). UDP: they stay
+  // and keep receiving their own addresses, the kernel's most specific match.
+  // SO_REUSEADDR comes off again, so no later socket can overlap.
+  void Supersede(const std::vector<RealSocket*>& narrower, RealSocket* wider);
+
   const DispatchTotals& totals() const { return totals_; }
 
  private:
@@ -102,6 +115,8 @@ class Dispatcher {
   void WaitForRoom(RealSocket* real);
   void CheckRoom();
   void Refuse(UniqueFd fd);
+  // Accepts and hands on whatever waits in a TCP real socket's backlog.
+  void DrainBacklog(RealSocket* real);
 
   struct OutgoingDatagram {
     Member* member;

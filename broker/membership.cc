@@ -80,6 +80,10 @@ Group* Membership::GroupFor(const JoinPlan& plan, UniqueFd passed_socket, const 
                                    facts.inode, facts.owner_uid);
   }
   Group* g = registry_.AddGroup(domain, real, plan.group_address, plan.group_v6only, plan.owner_uid);
+  if (plan.also != nullptr) {
+    g->also = plan.also;
+    ++plan.also->groups;
+  }
   if (new_real && plan.domain.protocol == RP_PROTO_UDP) {
     if (absl::Status s = dispatcher_.StartUdp(real); !s.ok()) Log(Severity::kError, "%s", s.ToString());
   }
@@ -91,7 +95,7 @@ Group* Membership::GroupFor(const JoinPlan& plan, UniqueFd passed_socket, const 
 
 void Membership::DropIfEmpty(Group* group) {
   if (!group->members.empty()) return;
-  if (auto released = registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
+  for (const auto& released : registry_.RemoveGroup(group)) dispatcher_.ForgetRealSocket(released.get());
 }
 
 Member* Membership::Commit(Group* group, std::unique_ptr<Member> member, Link* link) {

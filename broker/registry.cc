@@ -8,12 +8,12 @@
 
 namespace reuseport::broker {
 
-namespace {
-
 bool IsV4Mapped(const rp_address& a) {
   static const uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return a.family == AF_INET6 && memcmp(a.addr, kPrefix, 12) == 0;
 }
+
+namespace {
 
 // An IPv4 address as 4 bytes, whether written as IPv4 or as ::ffff:a.b.c.d.
 bool V4Bytes(const rp_address& a, uint8_t out[4]) {
@@ -31,6 +31,11 @@ bool V4Bytes(const rp_address& a, uint8_t out[4]) {
 bool IsV4Traffic(const rp_address& a) { return a.family == AF_INET || IsV4Mapped(a); }
 
 }  // namespace
+
+bool EffectiveV6only(const rp_address& a, bool v6only) {
+  if (a.family != AF_INET6 || IsV4Mapped(a)) return false;
+  return IsWildcard(a) ? v6only : true;
+}
 
 bool IsWildcard(const rp_address& a) {
   size_t n = a.family == AF_INET ? 4 : 16;
@@ -146,8 +151,9 @@ void Registry::DropDomainIfEmpty(const DomainKey& key) {
 }
 
 Group* Registry::FindExactGroup(const PortDomain& domain, const rp_address& address, bool v6only) const {
+  bool effective = EffectiveV6only(address, v6only);
   for (auto& g : domain.groups) {
-    if (SameAddress(g->address, address) && (address.family != AF_INET6 || g->v6only == v6only)) return g.get();
+    if (SameAddress(g->address, address) && g->v6only == effective) return g.get();
   }
   return nullptr;
 }
@@ -160,8 +166,9 @@ RealSocket* Registry::FindRealSocket(const PortDomain& domain, uint64_t inode) c
 }
 
 RealSocket* Registry::FindRealSocketAt(const PortDomain& domain, const rp_address& address, bool v6only) const {
+  bool effective = EffectiveV6only(address, v6only);
   for (auto& r : domain.reals) {
-    if (SameAddress(r->address, address) && r->v6only == v6only) return r.get();
+    if (SameAddress(r->address, address) && EffectiveV6only(r->address, r->v6only) == effective) return r.get();
   }
   return nullptr;
 }
@@ -173,8 +180,30 @@ int Registry::CheckNewSocket(const PortDomain& domain, const rp_address& address
   return 0;
 }
 
+namespace {
+
+// The all-IPv4 half of the port, as a dual-stack group's companion would bind it
+// on its own (AF_INET6) socket: ::ffff:0.0.0.0 receives IPv4 only, as AF_INET6.
+rp_address MappedAny(uint16_t port) {
+  rp_address a{};
+  a.family = AF_INET6;
+  a.port = port;
+  a.addr[10] = a.addr[11] = 0xff;
+  return a;
+}
+
+rp_address Ipv6Any(uint16_t port) {
+  rp_address a{};
+  a.family = AF_INET6;
+  a.port = port;
+  return a;
+}
+
+}  // namespace
+
 JoinDecision Registry::DecideJoin(const PortDomain& domain, const rp_address& address, bool v6only, uid_t uid) const {
   JoinDecision d;
+  v6only = EffectiveV6only(address, v6only);
   for (const auto& g : domain.groups) {
     if (Overlaps(g->address, g->v6only, address, v6only) && g->owner_uid != uid) {
       d.kind = JoinDecision::kRefused;
@@ -196,6 +225,42 @@ JoinDecision Registry::DecideJoin(const PortDomain& domain, const rp_address& ad
       d.real = real.get();
       return d;
     }
+  }
+  // A dual-stack [::] group where one half of the port is taken: the other
+  // half gets a socket of its own, which an old kernel lets coexist with the
+  // first (0.0.0.0 beside [::] V6ONLY, or [::] V6ONLY beside ::ffff:0.0.0.0).
+  if (address.family == AF_INET6 && IsWildcard(address) && !v6only && domain.reals.size() == 1) {
+    const RealSocket& taken = *domain.reals.front();
+    bool ipv4_half = IsWildcard(taken.address) && (taken.address.family == AF_INET ||
+                     (IsV4Mapped(taken.address) && Covers(taken.address, false, MappedAny(address.port))));
+    bool ipv6_half = taken.address.family == AF_INET6 && IsWildcard(taken.address) && taken.v6only;
+    if (taken.owner_uid == uid && (ipv4_half || ipv6_half)) {
+      d.kind = JoinDecision::kNewGroupWithCompanion;
+      d.real = domain.reals.front().get();
+      d.companion = ipv4_half ? Ipv6Any(address.port) : MappedAny(address.port);
+      d.companion_v6only = ipv4_half;
+      return d;
+    }
+  }
+  // Wider than the sockets the port has (0.0.0.0 after 127.0.0.1, [::]
+  // after ::1): an old kernel will not bind it beside them, so it takes over
+  // from each socket it overlaps, which must be the uid's own and wholly
+  // covered by it; the groups they served are routed by destination.
+  std::vector<RealSocket*> overlapped;
+  for (const auto& real : domain.reals) {
+    if (!Overlaps(real->address, real->v6only, address, v6only)) continue;
+    if (real->owner_uid != uid || !Serves(address, v6only, real->address, real->v6only)) {
+      overlapped.clear();
+      break;
+    }
+    overlapped.push_back(real.get());
+  }
+  if (!overlapped.empty()) {
+    d.kind = JoinDecision::kWiden;
+    d.companion = address;
+    d.companion_v6only = v6only;
+    d.retire = std::move(overlapped);
+    return d;
   }
   d.kind = JoinDecision::kNoGroup;
   return d;
@@ -220,7 +285,7 @@ Group* Registry::AddGroup(PortDomain& domain, RealSocket* real, const rp_address
   g->id = NextId();
   g->domain = &domain;
   g->address = address;
-  g->v6only = address.family == AF_INET6 && v6only;
+  g->v6only = EffectiveV6only(address, v6only);
   g->protocol = domain.key.protocol;
   g->owner_uid = uid;
   g->real = real;
@@ -231,27 +296,29 @@ Group* Registry::AddGroup(PortDomain& domain, RealSocket* real, const rp_address
   return domain.groups.back().get();
 }
 
-std::unique_ptr<RealSocket> Registry::RemoveGroup(Group* group) {
+std::vector<std::unique_ptr<RealSocket>> Registry::RemoveGroup(Group* group) {
   PortDomain* domain = group->domain;
-  RealSocket* real = group->real;
+  RealSocket* sockets[2] = {group->real, group->also};
   auto it = std::find_if(domain->groups.begin(), domain->groups.end(), [&](auto& g) { return g.get() == group; });
   if (it != domain->groups.end()) {
-    UidUsage& usage = usage_[group->owner_uid];
+    uid_t owner = group->owner_uid;
+    UidUsage& usage = usage_[owner];
     if (--usage.groups <= 0) usage.waiting = usage.in_channels = 0;  // no group, no connection held for it
-    DropUsageIfIdle(group->owner_uid);
-    auto owned = groups_by_owner_.find(group->owner_uid);
+    DropUsageIfIdle(owner);
+    auto owned = groups_by_owner_.find(owner);
     if (owned != groups_by_owner_.end()) {
       auto& v = owned->second;
       v.erase(std::remove(v.begin(), v.end(), group), v.end());
       if (v.empty()) groups_by_owner_.erase(owned);
     }
-    domain->groups.erase(it);
+    domain->groups.erase(it);  // `group` is gone from here on
   }
-  std::unique_ptr<RealSocket> released;
-  if (real != nullptr && --real->groups == 0) {
+  std::vector<std::unique_ptr<RealSocket>> released;
+  for (RealSocket* real : sockets) {
+    if (real == nullptr || --real->groups > 0) continue;
     auto rit = std::find_if(domain->reals.begin(), domain->reals.end(), [&](auto& r) { return r.get() == real; });
     if (rit != domain->reals.end()) {
-      released = std::move(*rit);
+      released.push_back(std::move(*rit));
       domain->reals.erase(rit);
     }
   }
@@ -292,16 +359,37 @@ void Registry::DropUsageIfIdle(uid_t uid) {
   if (u.members <= 0 && u.groups <= 0 && u.udp_channel_bytes <= 0 && u.waiting <= 0 && u.in_channels <= 0) usage_.erase(it);
 }
 
-bool Registry::NeedsLocalAddress(const RealSocket& real) const { return real.groups > 1; }
+std::unique_ptr<RealSocket> Registry::Rehome(RealSocket* from, RealSocket* to) {
+  PortDomain* domain = from->domain;
+  for (auto& g : domain->groups) {
+    for (RealSocket** slot : {&g->real, &g->also}) {
+      if (*slot != from) continue;
+      *slot = to;
+      --from->groups;
+      ++to->groups;
+    }
+  }
+  if (from->groups > 0) return nullptr;
+  auto rit = std::find_if(domain->reals.begin(), domain->reals.end(), [&](auto& r) { return r.get() == from; });
+  if (rit == domain->reals.end()) return nullptr;
+  std::unique_ptr<RealSocket> released = std::move(*rit);
+  domain->reals.erase(rit);
+  return released;
+}
+
+bool Registry::NeedsLocalAddress(const RealSocket& real) const { return real.domain->groups.size() > 1; }
 
 Group* Registry::Route(RealSocket& real, const rp_address* local) {
   Group* best = nullptr;
   int best_score = 0;
   for (auto& g : real.domain->groups) {
-    if (g->real != &real || g->active.empty()) continue;
-    if (local == nullptr) return g.get();
+    if (g->active.empty()) continue;
+    if (local == nullptr) {
+      if (g->real == &real || g->also == &real) return g.get();
+      continue;
+    }
     int score = MatchScore(g->address, g->v6only, *local);
-    if (score > best_score) {
+    if (score > best_score) {  // ties: the group that came first, as the kernel's older socket
       best_score = score;
       best = g.get();
     }

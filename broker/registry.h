@@ -7,6 +7,15 @@
 //               group of the same port is served by the wildcard's socket and
 //               routed by destination address ("virtual" group), because an
 //               old kernel lets only one of two overlapping listeners exist.
+//               A dual-stack [::] group beside an IPv4 wildcard one is served
+//               by two: the IPv4 group's socket, and a [::] IPV6_V6ONLY one
+//               of its own (or ::ffff:0.0.0.0 beside a V6ONLY [::] group),
+//               which an old kernel lets coexist where a dual-stack [::] and
+//               0.0.0.0 cannot.
+//
+// Traffic is routed over the whole port domain, whichever of its sockets it
+// arrived on: to the group the kernel would choose (MatchScore), so the
+// sockets only have to cover, between them, what the groups should receive.
 //   Group       the sockets of one uid bound to one (family, V6ONLY, address,
 //               port): the unit SO_REUSEPORT shares among.
 //   Member      one member socket: its channel, its links, its counters.
@@ -102,7 +111,8 @@ struct Group {
   bool v6only = false;
   int protocol = 0;
   uid_t owner_uid = 0;
-  RealSocket* real = nullptr;
+  RealSocket* real = nullptr;  // its own: members hold it (UDP replies leave from it), listen() goes to it
+  RealSocket* also = nullptr;  // another group's socket that carries part of its traffic (dual-stack beside IPv4)
   std::vector<std::unique_ptr<Member>> members;
   std::vector<Member*> active;  // listening (TCP) or all (UDP); indexed by the table
   MaglevTable table;
@@ -152,10 +162,17 @@ struct UidUsage {
 
 // The outcome of asking to join an address without a bound socket of one's own.
 struct JoinDecision {
-  enum Kind { kJoinGroup, kNewGroupOnSocket, kNoGroup, kRefused } kind = kNoGroup;
+  enum Kind { kJoinGroup, kNewGroupOnSocket, kNewGroupWithCompanion, kWiden, kNoGroup, kRefused } kind = kNoGroup;
   Group* group = nullptr;      // kJoinGroup
-  RealSocket* real = nullptr;  // kNewGroupOnSocket
-  int error = 0;               // kRefused
+  RealSocket* real = nullptr;  // kNewGroupOnSocket; kNewGroupWithCompanion: the socket that carries the rest
+  // kNewGroupWithCompanion: the member's own socket, bound here, carries the
+  // part of the group's traffic that no socket of the port carries yet.
+  // kWiden: the member's own socket, bound here, takes over from `retire`,
+  // narrower sockets of the port that an old kernel will not let it overlap.
+  rp_address companion{};
+  bool companion_v6only = false;
+  std::vector<RealSocket*> retire;
+  int error = 0;  // kRefused
 };
 
 class Registry {
@@ -181,9 +198,13 @@ class Registry {
                             uint64_t inode, uid_t owner_uid);
   Group* AddGroup(PortDomain& domain, RealSocket* real, const rp_address& address, bool v6only, uid_t uid);
 
-  // Removes an empty group; returns the real socket if no group uses it any
-  // more (the caller unwatches it; it closes with the returned owner).
-  std::unique_ptr<RealSocket> RemoveGroup(Group* group);
+  // Removes an empty group; returns the real sockets no group uses any more
+  // (the caller unwatches them; they close with the returned owners).
+  std::vector<std::unique_ptr<RealSocket>> RemoveGroup(Group* group);
+
+  // Moves every group served by `from` to `to` (a wider socket that took over);
+  // returns `from` once nothing uses it.
+  std::unique_ptr<RealSocket> Rehome(RealSocket* from, RealSocket* to);
 
   // The group that should receive traffic arriving on `real` for `local`
   // (nullptr: any group, when only one can take it). TCP needs listening members.
@@ -217,6 +238,11 @@ class Registry {
 
 // Address relations, exposed for tests.
 bool IsWildcard(const rp_address& a);
+bool IsV4Mapped(const rp_address& a);
+// IPV6_V6ONLY as it matters for an address: only an IPv6 wildcard can be
+// either; a specific IPv6 address is IPv6 only (the kernel sets the option on
+// binding one), a v4-mapped or IPv4 one never.
+bool EffectiveV6only(const rp_address& a, bool v6only);
 bool SameAddress(const rp_address& a, const rp_address& b);  // family and bytes
 // Would sockets bound to a and b conflict on a kernel without SO_REUSEPORT?
 bool Overlaps(const rp_address& a, bool a_v6only, const rp_address& b, bool b_v6only);

@@ -162,10 +162,17 @@ struct rp_status_request {
   uint32_t reserved;
 };
 
+enum rp_connection_flag {
+  /* The accepted socket is of the other family than the member's listener
+     (the group is served by a real socket of the other family): the member
+     presents it in its own (shim/presented_family.h). */
+  RP_CONNECTION_OTHER_FAMILY = 1u << 0
+};
+
 struct rp_connection {
   struct rp_address peer; /* as accept() reported it */
-  uint32_t reserved;
-  uint64_t sequence; /* per member, for logs */
+  uint32_t flags;         /* enum rp_connection_flag; 0 from brokers before the flag */
+  uint64_t sequence;      /* per member, for logs */
 };
 
 struct rp_channel_proof {

@@ -113,9 +113,62 @@ TEST_F(RegistryTest, RemovingTheLastGroupReleasesTheSocketAndTheDomain) {
   RealSocket* real = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 0);
   Group* a = registry.AddGroup(d, real, Addr("0.0.0.0"), false, 0);
   Group* b = registry.AddGroup(d, real, Addr("127.0.0.1"), false, 0);
-  EXPECT_EQ(registry.RemoveGroup(a), nullptr) << "still serving group b";
-  EXPECT_NE(registry.RemoveGroup(b), nullptr);
+  EXPECT_TRUE(registry.RemoveGroup(a).empty()) << "still serving group b";
+  EXPECT_EQ(registry.RemoveGroup(b).size(), 1u);
   EXPECT_EQ(registry.FindDomain(key), nullptr);
+}
+
+// A dual-stack [::] group where an IPv4 wildcard socket exists gets a [::]
+// V6ONLY socket of its own (an old kernel binds the two side by side, not a
+// dual-stack one beside 0.0.0.0); beside a V6ONLY [::] it gets ::ffff:0.0.0.0.
+TEST_F(RegistryTest, DualStackBesideOneHalfGetsTheOtherHalf) {
+  PortDomain& d = registry.DomainFor(key);
+  RealSocket* v4 = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 1, 0);
+  registry.AddGroup(d, v4, Addr("0.0.0.0"), false, 0);
+  JoinDecision j = registry.DecideJoin(d, Addr("::"), false, 0);
+  ASSERT_EQ(j.kind, JoinDecision::kNewGroupWithCompanion);
+  EXPECT_EQ(j.real, v4);
+  EXPECT_TRUE(SameAddress(j.companion, Addr("::")));
+  EXPECT_TRUE(j.companion_v6only);
+  EXPECT_EQ(registry.DecideJoin(d, Addr("::"), false, 1000).kind, JoinDecision::kRefused) << "another uid's half";
+
+  Registry other;
+  PortDomain& d6 = other.DomainFor(key);
+  RealSocket* v6 = other.AddRealSocket(d6, UniqueFd(), RP_PROTO_TCP, Addr("::"), true, 1, 0);
+  other.AddGroup(d6, v6, Addr("::"), true, 0);
+  JoinDecision k = other.DecideJoin(d6, Addr("::"), false, 0);
+  ASSERT_EQ(k.kind, JoinDecision::kNewGroupWithCompanion);
+  EXPECT_TRUE(SameAddress(k.companion, Addr("::ffff:0.0.0.0")));
+  EXPECT_FALSE(k.companion_v6only);
+}
+
+// A wildcard after a specific address takes over from the narrower socket.
+TEST_F(RegistryTest, WiderAddressTakesOverFromNarrowerSockets) {
+  PortDomain& d = registry.DomainFor(key);
+  RealSocket* lo = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("127.0.0.1"), false, 1, 0);
+  Group* narrow = registry.AddGroup(d, lo, Addr("127.0.0.1"), false, 0);
+  JoinDecision j = registry.DecideJoin(d, Addr("0.0.0.0"), false, 0);
+  ASSERT_EQ(j.kind, JoinDecision::kWiden);
+  ASSERT_EQ(j.retire.size(), 1u);
+  EXPECT_EQ(j.retire[0], lo);
+  // The groups move to the wider socket; the narrower one is released.
+  RealSocket* wide = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("0.0.0.0"), false, 2, 0);
+  registry.AddGroup(d, wide, Addr("0.0.0.0"), false, 0);
+  EXPECT_NE(registry.Rehome(lo, wide), nullptr);
+  EXPECT_EQ(narrow->real, wide);
+  EXPECT_EQ(wide->groups, 2);
+}
+
+// A specific IPv6 address is IPv6-only whatever the socket said before its
+// bind: a joiner's unbound socket and the group's bound one must meet.
+TEST_F(RegistryTest, SpecificIpv6GroupsIgnoreV6onlyOfTheJoiner) {
+  PortDomain& d = registry.DomainFor(key);
+  RealSocket* lo = registry.AddRealSocket(d, UniqueFd(), RP_PROTO_TCP, Addr("::1"), true, 1, 0);
+  Group* g = registry.AddGroup(d, lo, Addr("::1"), true, 0);
+  EXPECT_EQ(registry.FindExactGroup(d, Addr("::1"), false), g);
+  EXPECT_FALSE(EffectiveV6only(Addr("::ffff:127.0.0.1"), true));
+  EXPECT_TRUE(EffectiveV6only(Addr("::"), true));
+  EXPECT_FALSE(EffectiveV6only(Addr("::"), false));
 }
 
 }  // namespace
