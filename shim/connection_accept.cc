@@ -8,6 +8,7 @@
 #include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
+#include "presented_family.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
@@ -109,6 +110,7 @@ int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
       continue;
     }
     int conn = fds[0];
+    PresentFamily(conn, (connection.flags & RP_CONNECTION_OTHER_FAMILY) ? m->family : 0);
     if (flags & SOCK_NONBLOCK) Real().fcntl(conn, F_SETFL, O_NONBLOCK);
     if (m->inherited.differ_mask != 0) ApplyInheritedOptions(conn, m->family, m->inherited);
     if (addr != nullptr) {

@@ -11,6 +11,7 @@
 
 #include "member_attach.h"
 #include "member_table.h"
+#include "presented_family.h"
 #include "process_life.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -72,6 +73,7 @@ int Close(int fd) {
   Member* m = LookupMember(fd);
   if (m == nullptr) {
     if (__builtin_expect(MaybeInheritedChannel(fd), 0)) ForgetInheritedChannel(fd);
+    ForgetPresentedFamily(fd);  // before the number can be reused
     return Real().close(fd);
   }
   if (InVforkChild()) return Real().close(fd);
@@ -90,6 +92,7 @@ int Close(int fd) {
 
 int Dup(int fd) {
   int new_fd = Real().dup(fd);
+  if (new_fd >= 0 && ShimEngaged()) CopyPresentedFamily(fd, new_fd);
   if (new_fd >= 0) TrackDuplicate(fd, new_fd);
   return new_fd;
 }
@@ -99,7 +102,9 @@ int Dup3(int old_fd, int new_fd, int flags, bool is_dup2) {
   if (old_fd == new_fd ||
       (LookupMemberOrAttach(old_fd) == nullptr && LookupMember(new_fd) == nullptr && !IsPrivateFd(new_fd)) ||
       InVforkChild()) {
-    return is_dup2 ? Real().dup2(old_fd, new_fd) : Real().dup3(old_fd, new_fd, flags);
+    int r = is_dup2 ? Real().dup2(old_fd, new_fd) : Real().dup3(old_fd, new_fd, flags);
+    if (r >= 0 && old_fd != new_fd && ShimEngaged()) CopyPresentedFamily(old_fd, new_fd);
+    return r;
   }
   TableLock lock;
   bool evacuated = IsPrivateFd(new_fd) && EvacuatePrivateFd(new_fd);
@@ -123,7 +128,10 @@ int Dup3(int old_fd, int new_fd, int flags, bool is_dup2) {
 int Fcntl(int fd, int cmd, void* arg, bool is_fcntl64) {
   auto real = is_fcntl64 && Real().fcntl64 != nullptr ? Real().fcntl64 : Real().fcntl;
   int r = real(fd, cmd, arg);
-  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) TrackDuplicate(fd, r);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
+    if (ShimEngaged()) CopyPresentedFamily(fd, r);
+    TrackDuplicate(fd, r);
+  }
   if (r >= 0 && cmd == F_SETFD) {
     if (Member* m = LookupMember(fd); m != nullptr && !InVforkChild()) MirrorInheritance(m, fd);
   }
@@ -161,6 +169,7 @@ int CloseRange(unsigned int first, unsigned int last, int flags) {
       if (fd > span_start && CloseSpan(span_start, fd - 1, flags) != 0) return -1;
       span_start = fd + 1;
     } else if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+      ForgetPresentedFamily(ifd);
       if (Member* m = LookupMember(ifd)) DropFdReference(ifd, m);
     }
   }

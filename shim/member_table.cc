@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include "presented_family.h"
 #include "raw_log.h"
 #include "real_calls.h"
 
@@ -185,6 +186,7 @@ void DropFdReference(int fd, Member* m) {
 
 void ForgetStaleFd(int fd) {
   if (fd < 0 || !TablesActive()) return;
+  ForgetPresentedFamily(fd);  // a new socket at the number of one closed behind our back
   if (LookupMember(fd) == nullptr && !IsPrivateFd(fd)) return;
   TableLock lock;
   if (IsPrivateFd(fd)) {

@@ -20,6 +20,7 @@
 #include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
+#include "presented_family.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
@@ -57,6 +58,12 @@ bool InspectSocket(int fd, SocketKind* kind) {
     return true;
   }
   return false;
+}
+
+bool IsV4MappedAddress(const Member* m) {
+  if (m->bound.ss_family != AF_INET6) return false;
+  const auto* a = reinterpret_cast<const struct sockaddr_in6*>(&m->bound);
+  return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
 }
 
 ino_t InodeOf(int fd) {
@@ -255,6 +262,12 @@ int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator, int sta
 
   bool swapped = true;
   if (creator) swapped = SwapInHolder(fd, m, status_flags);
+  // The socket under fd carries the program's options from now on (it is the
+  // holder, or becomes it at listen()). IPV6_V6ONLY reads as the group's, as
+  // on a kernel with SO_REUSEPORT: 1 for a specific IPv6 address, whatever the
+  // program left it at, and the group's for [::] (the broker may have bound a
+  // dual-stack group's own socket IPV6_V6ONLY, as one half of the port).
+  if (swapped && m->family == AF_INET6 && !IsV4MappedAddress(m)) SetIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, m->v6only);
   if (swapped && m->protocol == RP_PROTO_UDP) {
     m->want_pktinfo = static_cast<uint8_t>(IntOption(fd, m->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
                                                      m->family == AF_INET6 ? IPV6_RECVPKTINFO : IP_PKTINFO) != 0);
@@ -426,7 +439,11 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
 
 int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr) return Real().getsockopt(fd, level, name, value, len);
+  if (m == nullptr) {
+    int family = ShimEngaged() && level == SOL_SOCKET && name == SO_DOMAIN ? PresentedFamily(fd) : 0;
+    if (family != 0) return ReturnInt(family, value, len);
+    return Real().getsockopt(fd, level, name, value, len);
+  }
   if (level == SOL_SOCKET && name == SO_REUSEPORT) return ReturnInt(1, value, len);
   switch (m->state) {
     case MemberState::kPending:
@@ -508,6 +525,7 @@ int Listen(int fd, int backlog) {
 }
 
 int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
+  if (int family = ShimEngaged() ? PresentedFamily(fd) : 0) return PresentedName(fd, family, false, addr, len);
   Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending) return Real().getsockname(fd, addr, len);
   if (addr == nullptr || len == nullptr) {
@@ -519,6 +537,7 @@ int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
 }
 
 int Getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
+  if (int family = ShimEngaged() ? PresentedFamily(fd) : 0) return PresentedName(fd, family, true, addr, len);
   Member* m = LookupMemberOrAttach(fd);
   if (m == nullptr || m->state == MemberState::kPending) return Real().getpeername(fd, addr, len);
   if (m->state == MemberState::kDatagram && m->connected) {
