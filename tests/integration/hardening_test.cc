@@ -59,7 +59,13 @@ TEST_F(HardeningTest, ForbiddenCallKillsTheBrokerWhereSeccompExists) {
 // Unix one, removes no file outside its socket's directory, and asks only
 // queue and namespace questions of ioctl.
 TEST_F(HardeningTest, NarrowedCallsKillTheBrokerWithOtherArguments) {
-  for (const char* call : {"open_for_writing", "inet_socket", "unlink_elsewhere", "tty_ioctl"}) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer builds allow open, openat and ioctl whole (their runtimes use them).
+  const std::vector<const char*> calls = {"inet_socket", "unlink_elsewhere"};
+#else
+  const std::vector<const char*> calls = {"open_for_writing", "inet_socket", "unlink_elsewhere", "tty_ioctl"};
+#endif
+  for (const char* call : calls) {
     std::string log;
     absl::StatusOr<int> status = RunBroker("3.5", absl::StrCat(dir_.path(), "/", call, ".sock"), &log, call);
     ASSERT_TRUE(status.ok());

@@ -203,7 +203,9 @@ TEST_F(HostileUserTest, RejoinWithAnotherUsersSocketLeavesNoTrace) {
   v6.process.gid = kVictim;
   absl::StatusOr<MemberProcess> u6 = StartMember(v6);
   EXPECT_FALSE(u6.ok()) << "the victim's [::1] member joined a group on the attacker's socket";
-  if (!u6.ok()) EXPECT_NE(std::string(u6.status().message()).find("EADDRINUSE"), std::string::npos) << u6.status();
+  if (!u6.ok()) {
+    EXPECT_NE(std::string(u6.status().message()).find("EADDRINUSE"), std::string::npos) << u6.status();
+  }
 
   // The victim's IPv4 traffic reaches the victim only.
   UdpFlowOptions flows;
@@ -260,7 +262,10 @@ TEST_F(HostileUserTest, UnreadRepliesCannotGrowTheBroker) {
          static_cast<long long>(before), static_cast<long long>(peak), report["requests_sent"].c_str(),
          report["links_closed_by_broker"].c_str());
   // The reply budget is 1 MiB for the uid; allow the broker's own churn on top.
+  // (Under ASan freed memory sits in its quarantine: RSS says nothing there.)
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(peak - before, 32 * 1024) << "the broker grew by " << (peak - before) << " KiB";
+#endif
   absl::StatusOr<ctl::JsonValue> status = Status();
   ASSERT_TRUE(status.ok());
   EXPECT_GT((*status)["totals"]["links_closed_unread"].AsNumber(), 0);
