@@ -6,6 +6,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,8 +127,38 @@ absl::StatusOr<int> SettledFdCount(pid_t pid) {
   return best;
 }
 
+namespace {
+
+// Why `base` cannot hold the integration tests' directories ("" if it can):
+// members run as other uids (nobody) must reach them, and the brokers' Unix
+// socket paths inside must fit sockaddr_un.
+std::string TestDirBaseUnusable(const std::string& base) {
+  // "<base>/reuseport-it-XXXXXX/" and the longest socket name a test uses.
+  size_t longest = base.size() + sizeof("/reuseport-it-XXXXXX/") - 1 + 24;
+  if (longest >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::StrFormat("its socket paths would be longer than sockaddr_un allows (%d bytes)",
+                           sizeof(sockaddr_un{}.sun_path) - 1);
+  }
+  for (std::string dir = base; !dir.empty(); dir = dir.substr(0, dir.rfind('/'))) {
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) return absl::StrCat(dir, ": ", strerror(errno));
+    if ((st.st_mode & S_IXOTH) == 0) return absl::StrCat(dir, " is not searchable by other users");
+  }
+  return "";
+}
+
+}  // namespace
+
 TempDir MakeTestDir() {
-  absl::StatusOr<TempDir> dir = TempDir::Create("reuseport-it", 0777);
+  // $TMPDIR where it works for these tests, else /tmp, saying why.
+  std::string base = TempDir::Base();
+  if (std::string why = TestDirBaseUnusable(base); !why.empty()) {
+    static bool told = false;
+    if (!told) fprintf(stderr, "integration tests: not using TMPDIR=%s (%s); using /tmp\n", base.c_str(), why.c_str());
+    told = true;
+    base = "/tmp";
+  }
+  absl::StatusOr<TempDir> dir = TempDir::CreateIn(base, "reuseport-it", 0777);
   if (!dir.ok()) {
     fprintf(stderr, "cannot create a temporary directory: %s\n", std::string(dir.status().message()).c_str());
     abort();
