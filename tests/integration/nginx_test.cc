@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "readiness.h"
 #include "reuseport_fixture.h"
 
@@ -22,7 +23,10 @@ namespace {
 
 constexpr int kWorkers = 3;
 
-std::string NginxPath() { return access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : "nginx"; }
+std::string NginxPath() {
+  std::string found = FindProgram("nginx");
+  return found.empty() ? "nginx" : found;
+}
 
 std::string WriteConfig(const std::string& dir, uint16_t port) {
   std::string conf = dir + "/nginx.conf";
@@ -78,9 +82,7 @@ std::string Get(uint16_t port) {
 class NginxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(NginxPath().c_str(), X_OK) != 0 && NginxPath() == "/usr/sbin/nginx") {
-      FAIL() << "nginx is not installed (scripts/setup.sh installs nginx-light)";
-    }
+    REUSEPORT_REQUIRE_PROGRAM(NginxPath(), "nginx-light");
   }
   TempDir dir_ = MakeTestDir();
 };

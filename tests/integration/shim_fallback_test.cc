@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "member_paths.h"
 #include "reuseport_fixture.h"
 
@@ -44,6 +45,7 @@ class ShimFallbackTest : public ::testing::Test {
 };
 
 TEST_F(ShimFallbackTest, NoBrokerMeansOldKernelBehaviourAndOneMessage) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   absl::StatusOr<Subprocess> p = Subprocess::Start(Python(kThreeSockets, dir_.path() + "/absent.sock", "auto"));
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE(p->Wait(absl::Seconds(20)).ok());
@@ -76,6 +78,7 @@ TEST_F(ShimFallbackTest, ListedPortWithoutBrokerBindsOnceThenAddressInUse) {
 }
 
 TEST_F(ShimFallbackTest, AHungBrokerDelaysBindABoundedTimeThenOldKernelBehaviour) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(broker.ok());
   ASSERT_TRUE(broker->process().Signal(SIGSTOP).ok());
@@ -103,6 +106,7 @@ print("bound", s.getsockname()[1], "after %.1f s" % (time.time() - t))
 }
 
 TEST_F(ShimFallbackTest, ModeOffLeavesTheKernelAlone) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
   ASSERT_TRUE(broker.ok());
   absl::StatusOr<Subprocess> p = Subprocess::Start(Python(kThreeSockets, broker->socket_path(), "off"));
@@ -113,6 +117,7 @@ TEST_F(ShimFallbackTest, ModeOffLeavesTheKernelAlone) {
 }
 
 TEST_F(ShimFallbackTest, AutoModeUsesTheKernelsOwnWhereItWorks) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   // Not under the legacy runner: this kernel has SO_REUSEPORT, so the shim
   // stays out of the way and no broker is needed.
   SubprocessOptions p;

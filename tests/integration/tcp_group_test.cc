@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "member_paths.h"
 #include "reuseport_fixture.h"
@@ -113,6 +114,7 @@ TEST_F(TcpGroupTest, MembersStartedAtOnceKeepTheirBlockingListeners) {
 }
 
 TEST_F(TcpGroupTest, MembersWithDifferentEventLoopsShareOnePort) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   std::vector<MemberOptions> m;
   m.push_back(Member(Tcp({"--loop", "blocking"}), "blocking"));
   m.push_back(Member(Tcp({"--loop", "poll"}), "poll"));
@@ -199,6 +201,7 @@ TEST_F(TcpGroupTest, UnprivilegedMemberCannotTakePort80) {
 }
 
 TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -206,6 +209,7 @@ TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
 }
 
 TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -214,6 +218,7 @@ TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
 }
 
 TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> v6;
   for (int i = 0; i < 2; ++i) v6.push_back(Member(Tcp({"--host", "::", "--v6only", "1"}), absl::StrCat("v6only", i)));
   std::vector<MemberProcess> v6_members = StartGroup(std::move(v6));
@@ -241,6 +246,7 @@ TEST_F(TcpGroupTest, SpecificAddressBeatsWildcard) {
 }
 
 TEST_F(TcpGroupTest, Ipv4TrafficPrefersIpv4GroupOverDualStack) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "member_paths.h"
 #include "readiness.h"
@@ -109,6 +110,7 @@ TEST_F(UdpGroupTest, MembersStartedAtOnceAllJoin) {
 }
 
 TEST_F(UdpGroupTest, PythonSocketserverAndRecvmmsgServerShareAPort) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   std::vector<MemberOptions> m;
   m.push_back(Member({PythonPath(), SocketserverMemberPath(), "--proto", "udp"}, "python"));
   m.push_back(Member(Udp({"--io", "recvmmsg"}), "mmsg"));
@@ -117,6 +119,7 @@ TEST_F(UdpGroupTest, PythonSocketserverAndRecvmmsgServerShareAPort) {
 }
 
 TEST_F(UdpGroupTest, Ipv6MembersShareAPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Udp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -124,6 +127,7 @@ TEST_F(UdpGroupTest, Ipv6MembersShareAPort) {
 }
 
 TEST_F(UdpGroupTest, Ipv4PrefersIpv4GroupOverDualStack) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Udp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
   std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));
@@ -209,6 +213,7 @@ std::string Ask(uint16_t port, const std::string& request) {
 }
 
 TEST_F(UdpGroupTest, ReceiveSemanticsMatchTheKernelsOwn) {
+  REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
   absl::StatusOr<std::pair<Subprocess, uint16_t>> native = StartSemanticsServer(dir_.path(), "native", nullptr);
   ASSERT_TRUE(native.ok()) << native.status();
   absl::StatusOr<std::pair<Subprocess, uint16_t>> emulated = StartSemanticsServer(dir_.path(), "emulated", &*broker_);
@@ -238,12 +243,14 @@ std::string WriteDigBatch(const std::string& dir, int queries, uint16_t port) {
 }
 
 TEST_F(UdpGroupTest, SeveralDnsmasqInstancesAnswerOnOnePort) {
+  REUSEPORT_REQUIRE_PROGRAM("dnsmasq", "dnsmasq-base");
+  REUSEPORT_REQUIRE_PROGRAM("dig", "bind9-dnsutils");
   const int instances = 3;
   uint16_t port = FreeLoopbackPort(SOCK_DGRAM);
   std::vector<Subprocess> servers;
   for (int i = 1; i <= instances; ++i) {
     SubprocessOptions p;
-    p.argv = {"dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--log-facility=-",
+    p.argv = {FindProgram("dnsmasq"), "--keep-in-foreground", "--no-resolv", "--no-hosts", "--log-facility=-",
               absl::StrCat("--port=", port), "--listen-address=127.0.0.1", "--bind-interfaces", "--user=root",
               absl::StrCat("--pid-file=", dir_.path(), "/dnsmasq", i, ".pid"),
               absl::StrCat("--address=/foo.test/10.0.0.", i), "--cache-size=0"};
@@ -259,7 +266,7 @@ TEST_F(UdpGroupTest, SeveralDnsmasqInstancesAnswerOnOnePort) {
   }
   const int queries = 300;
   SubprocessOptions dig;
-  dig.argv = {"dig", "-f", WriteDigBatch(dir_.path(), queries, port)};
+  dig.argv = {FindProgram("dig"), "-f", WriteDigBatch(dir_.path(), queries, port)};
   absl::StatusOr<Subprocess> d = Subprocess::Start(dig);
   ASSERT_TRUE(d.ok()) << d.status();
   absl::StatusOr<int> status = d->Wait(absl::Seconds(120));
