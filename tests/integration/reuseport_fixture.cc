@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -219,16 +220,25 @@ std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
 
 namespace {
 
-bool LoopbackPortFree(int type, uint16_t port) {
+// Free for a server that binds the wildcard address (members do by default),
+// which also rules out any specific address holding the port.
+bool PortFree(int type, uint16_t port) {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   struct sockaddr_in a {};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
   a.sin_port = htons(port);
   bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   close(fd);
   return free;
+}
+
+bool PortFreeForBoth(uint16_t port) { return PortFree(SOCK_STREAM, port) && PortFree(SOCK_DGRAM, port); }
+
+unsigned& PortSeed() {
+  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u ^ static_cast<unsigned>(time(nullptr));
+  return seed;
 }
 
 }  // namespace
@@ -236,17 +246,49 @@ bool LoopbackPortFree(int type, uint16_t port) {
 uint16_t FreeLoopbackPort(int /*type*/) {
   // The kernel's choice for port 0 is an ephemeral port, which a concurrent
   // test's connect() may take as a source port the next moment: once, under
-  // ASan, dnsmasq's TCP bind lost that race. Choose below the range instead.
-  int low = 32768;
+  // ASan, dnsmasq's TCP bind lost that race. Choose outside the range instead:
+  // below it (from 10000 where there is room, clear of well-known services)
+  // and above it.
+  int low = 32768, high = 60999;
   if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
-    if (fscanf(f, "%d", &low) != 1) low = 32768;
+    if (fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
     fclose(f);
   }
-  const int first = 10000, span = std::max(low - first, 1000);
-  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u ^ static_cast<unsigned>(time(nullptr));
+  struct Span {
+    int first, last;
+  };
+  std::vector<Span> spans;
+  if (low - 1 >= 10000 + 100) {
+    spans.push_back({10000, low - 1});
+  } else if (low - 1 >= 1024) {
+    spans.push_back({1024, low - 1});
+  }
+  if (high + 1 <= 65535) spans.push_back({high + 1, 65535});
+  int total = 0;
+  for (const Span& s : spans) total += s.last - s.first + 1;
+  if (total == 0) spans = {{1024, 65535}}, total = 65535 - 1024 + 1;  // the range is everything: take the risk
   for (int attempt = 0; attempt < 200; ++attempt) {
-    uint16_t port = static_cast<uint16_t>(first + rand_r(&seed) % span);
-    if (LoopbackPortFree(SOCK_STREAM, port) && LoopbackPortFree(SOCK_DGRAM, port)) return port;
+    int pick = static_cast<int>(rand_r(&PortSeed()) % static_cast<unsigned>(total));
+    for (const Span& s : spans) {
+      if (pick <= s.last - s.first) {
+        uint16_t port = static_cast<uint16_t>(s.first + pick);
+        if (PortFreeForBoth(port)) return port;
+        break;
+      }
+      pick -= s.last - s.first + 1;
+    }
+  }
+  return 0;
+}
+
+uint16_t FreePrivilegedPort(uint16_t other_than) {
+  // Upwards from a random start in the upper half, wrapping: low ports are
+  // where the host's own services live.
+  const int first = 512, count = 1024 - first;
+  int start = static_cast<int>(rand_r(&PortSeed()) % count);
+  for (int i = 0; i < count; ++i) {
+    uint16_t port = static_cast<uint16_t>(first + (start + i) % count);
+    if (port != other_than && PortFreeForBoth(port)) return port;
   }
   return 0;
 }

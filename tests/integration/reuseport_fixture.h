@@ -76,11 +76,16 @@ absl::StatusOr<int> SettledFdCount(pid_t pid);
 MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
                             const BrokerProcess& broker, const std::string& mode = "auto");
 
-// A port of 127.0.0.1 free just now for both TCP and UDP, below the ephemeral
-// range, so that no client socket of a test running alongside is given it as
-// its source port (servers such as dnsmasq bind both protocols); 0 if none.
-// `type` is kept for the callers' clarity: the port is free for both.
+// A port free just now for both TCP and UDP on every IPv4 address, outside
+// the ephemeral range (ip_local_port_range, both ends), so that no client
+// socket of a test running alongside is given it as its source port (servers
+// such as dnsmasq bind both protocols); 0 if none. `type` is kept for the
+// callers' clarity: the port is free for both.
 uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
+
+// The same for a port below 1024 (binding it needs root), other than
+// `other_than`; 0 if every one is taken, which a test reports as a skip.
+uint16_t FreePrivilegedPort(uint16_t other_than = 0);
 
 // A temporary directory every uid may write (members may run as nobody).
 TempDir MakeTestDir();

@@ -169,6 +169,7 @@ TEST_F(TcpGroupTest, WithoutTheShimASecondListenerFailsAsOnAnOldKernel) {
 }
 
 TEST_F(TcpGroupTest, AnotherUidIsRefusedAndTheGroupKeepsServing) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("a member runs as nobody"));
   std::vector<MemberOptions> m;
   for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({}), absl::StrCat("root", i)));
   std::vector<MemberProcess> members = StartGroup(std::move(m));
@@ -187,11 +188,14 @@ TEST_F(TcpGroupTest, AnotherUidIsRefusedAndTheGroupKeepsServing) {
   ExpectServedFairly(members, 1000, "127.0.0.1", 0.35, 0.65);
 }
 
-TEST_F(TcpGroupTest, UnprivilegedMemberCannotTakePort80) {
-  MemberOptions owner = Member(Tcp({"--port", "80"}), "root80");
+TEST_F(TcpGroupTest, UnprivilegedMemberCannotTakeAPrivilegedPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("binds a port below 1024 and runs a member as nobody"));
+  const uint16_t port = FreePrivilegedPort();
+  if (port == 0) GTEST_SKIP() << "every port from 512 to 1023 is in use on this host";
+  MemberOptions owner = Member(Tcp({"--port", absl::StrCat(port)}), "root");
   absl::StatusOr<MemberProcess> root = StartMember(owner);
   ASSERT_TRUE(root.ok()) << root.status();
-  MemberOptions intruder = Member(Tcp({"--port", "80"}), "nobody80");
+  MemberOptions intruder = Member(Tcp({"--port", absl::StrCat(port)}), "nobody");
   intruder.process.uid = 65534;
   intruder.process.gid = 65534;
   absl::StatusOr<MemberProcess> refused = StartMember(intruder);
