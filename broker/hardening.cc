@@ -99,6 +99,12 @@ int StartSuccessorLauncher(const std::vector<std::string>& argv) {
   _exit(0);
 }
 
+uint64_t KeptCapabilityMask() {
+  uint64_t mask = 0;
+  for (int cap : kKeptCapabilities) mask |= uint64_t{1} << cap;
+  return mask;
+}
+
 absl::Status DropCapabilities() {
   if (geteuid() != 0) return absl::OkStatus();  // nothing to drop
   // Dropping from the bounding set needs CAP_SETPCAP, which a supervisor

@@ -16,6 +16,7 @@
 #ifndef REUSEPORT_BROKER_HARDENING_H_
 #define REUSEPORT_BROKER_HARDENING_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ int StartSuccessorLauncher(const std::vector<std::string>& argv);
 // Drops capabilities and installs the filter. Errors are reasons to log; the
 // broker still runs.
 absl::Status DropCapabilities();
+// The capabilities DropCapabilities keeps, as a mask of 1 << CAP_*: the one
+// list, for whoever checks what the broker runs with (the tests).
+uint64_t KeptCapabilityMask();
 absl::Status InstallSyscallFilter(SeccompMode mode);
 
 }  // namespace reuseport::broker
