@@ -766,12 +766,16 @@ TEST_F(InstalledProgramsTest, DaemonStartsServesAndStopsWithoutSystemd) {
   TcpLoadOptions load;
   load.port = servers[0].port;
   load.connections = 300;
+  absl::StatusOr<Rerouted> rerouted_before = ReadRerouted(broker_->socket_path, load.port);
+  ASSERT_TRUE(rerouted_before.ok()) << rerouted_before.status();
   TcpLoadResult r = RunTcpLoad(load);
+  absl::StatusOr<Rerouted> rerouted_after = ReadRerouted(broker_->socket_path, load.port);
+  ASSERT_TRUE(rerouted_after.ok()) << rerouted_after.status();
   EXPECT_EQ(r.successes, 300) << r.Summary();
   absl::StatusOr<std::map<std::string, std::vector<std::string>>> logs = ReadMemberLogs(servers);
   ASSERT_TRUE(logs.ok());
   EXPECT_EQ(CheckServedExactlyOnce(r.tokens, *logs), "");
-  EXPECT_TRUE(SharesWithin(r.per_member, r.successes, 0.25, 0.75, 2)) << DescribeShares(r.per_member, r.successes);
+  ExpectSharesFair(r.per_member, r.successes, 0.25, 0.75, 2, *rerouted_after - *rerouted_before);
 
   absl::StatusOr<ctl::JsonValue> after = StatusJson();
   ASSERT_TRUE(after.ok()) << after.status();
@@ -853,9 +857,13 @@ TEST_F(InstalledProgramsTest, RestartedDaemonGetsItsMembersBack) {
   TcpLoadOptions load;
   load.port = port;
   load.connections = 200;
+  absl::StatusOr<Rerouted> rerouted_before = ReadRerouted(broker_->socket_path, port);
+  ASSERT_TRUE(rerouted_before.ok()) << rerouted_before.status();
   TcpLoadResult after = RunTcpLoad(load);
+  absl::StatusOr<Rerouted> rerouted_after = ReadRerouted(broker_->socket_path, port);
+  ASSERT_TRUE(rerouted_after.ok()) << rerouted_after.status();
   EXPECT_EQ(after.successes, 200) << after.Summary();
-  EXPECT_TRUE(SharesWithin(after.per_member, after.successes, 0.25, 0.75, 2)) << DescribeShares(after.per_member, after.successes);
+  ExpectSharesFair(after.per_member, after.successes, 0.25, 0.75, 2, *rerouted_after - *rerouted_before);
 }
 
 TEST_F(InstalledProgramsTest, RunRefusesASetuidProgram) {

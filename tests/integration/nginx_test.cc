@@ -119,6 +119,8 @@ TEST_F(NginxTest, WorkersShareThePortThroughTheShimAndSplitTheLoad) {
   std::map<std::string, int> by_worker;
   const int requests = 900;
   int failures = 0;
+  absl::StatusOr<Rerouted> before = ReadRerouted(broker->socket_path(), port);
+  ASSERT_TRUE(before.ok()) << before.status();
   for (int i = 0; i < requests; ++i) {
     std::string pid = Get(port);
     if (pid.empty()) {
@@ -127,10 +129,11 @@ TEST_F(NginxTest, WorkersShareThePortThroughTheShimAndSplitTheLoad) {
       ++by_worker[pid];
     }
   }
+  absl::StatusOr<Rerouted> after = ReadRerouted(broker->socket_path(), port);
+  ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(by_worker.size(), static_cast<size_t>(kWorkers)) << DescribeShares(by_worker, requests - failures);
-  EXPECT_TRUE(SharesWithin(by_worker, requests - failures, 0.20, 0.47, kWorkers))
-      << DescribeShares(by_worker, requests - failures);
+  ExpectSharesFair(by_worker, requests - failures, 0.20, 0.47, kWorkers, *after - *before);
   RecordProperty("shares", DescribeShares(by_worker, requests - failures));
   ASSERT_TRUE(nginx->Signal(SIGQUIT).ok());  // graceful shutdown
   absl::StatusOr<int> status = nginx->Wait(absl::Seconds(20));

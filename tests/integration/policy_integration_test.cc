@@ -51,9 +51,13 @@ TEST_F(PolicyIntegrationTest, AllowRuleLetsAnUnprivilegedUidServeAPrivilegedPort
   TcpLoadOptions load;
   load.port = granted;
   load.connections = 400;
+  absl::StatusOr<Rerouted> before = ReadRerouted(broker->socket_path(), granted);
+  ASSERT_TRUE(before.ok()) << before.status();
   TcpLoadResult r = RunTcpLoad(load);
+  absl::StatusOr<Rerouted> after = ReadRerouted(broker->socket_path(), granted);
+  ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(r.successes, 400) << r.Summary();
-  EXPECT_TRUE(SharesWithin(r.per_member, r.successes, 0.3, 0.7, 2)) << DescribeShares(r.per_member, r.successes);
+  ExpectSharesFair(r.per_member, r.successes, 0.3, 0.7, 2, *after - *before);
 
   // The rule names a uid and a port: uid 1 (daemon) and another port get nothing.
   MemberOptions daemon =

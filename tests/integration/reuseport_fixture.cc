@@ -301,6 +301,59 @@ std::string DescribeShares(const std::map<std::string, int>& per_member, int tot
   return out;
 }
 
+std::string Rerouted::Describe() const {
+  return absl::StrFormat("%d connection(s) rerouted by the broker (%d taken back from %d stall(s))", redirected, stolen,
+                         stalls);
+}
+
+absl::StatusOr<Rerouted> ReadRerouted(const std::string& socket_path, uint16_t port) {
+  absl::StatusOr<std::string> text = ctl::FetchStatus(socket_path, RP_STATUS_JSON);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<ctl::JsonValue> doc = ctl::ParseJson(*text);
+  if (!doc.ok()) return doc.status();
+  Rerouted r;
+  for (const ctl::JsonValue& g : (*doc)["groups"].array) {
+    if (g["protocol"].AsString() != "tcp" || g["port"].AsNumber() != port) continue;
+    for (const ctl::JsonValue& m : g["members"].array) {
+      r.redirected += static_cast<int64_t>(m["redirected_away"].AsNumber());
+      r.stolen += static_cast<int64_t>(m["stolen"].AsNumber());
+      r.stalls += static_cast<int64_t>(m["stalls"].AsNumber());
+    }
+  }
+  return r;
+}
+
+::testing::AssertionResult SharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi,
+                                      size_t members, const Rerouted& during) {
+  std::string shares = DescribeShares(per_member, total);
+  if (per_member.size() != members || total == 0) {
+    return ::testing::AssertionFailure() << per_member.size() << " of " << members << " members served: " << shares;
+  }
+  const double slack = static_cast<double>(std::max<int64_t>(during.redirected, 0));
+  for (const auto& [id, n] : per_member) {
+    if (n < lo * total - slack || n > hi * total + slack) {
+      return ::testing::AssertionFailure() << id << " is outside " << lo << ".." << hi << " of " << total
+                                           << (slack > 0 ? absl::StrCat(" widened by ", during.Describe()) : "")
+                                           << ": " << shares;
+    }
+  }
+  if (slack > 0) {
+    return ::testing::AssertionSuccess() << "fair within " << lo << ".." << hi << " widened by " << during.Describe()
+                                         << ": " << shares;
+  }
+  return ::testing::AssertionSuccess() << "fair within " << lo << ".." << hi << ": " << shares;
+}
+
+void ExpectSharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members,
+                      const Rerouted& during) {
+  EXPECT_TRUE(SharesFair(per_member, total, lo, hi, members, during));
+  if (during.redirected > 0) {
+    printf("shares judged with room for what the broker moved: %s\n", during.Describe().c_str());
+    fflush(stdout);
+  }
+  ::testing::Test::RecordProperty("rerouted", static_cast<int>(during.redirected));
+}
+
 bool SharesWithin(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members) {
   if (per_member.size() != members || total == 0) return false;
   for (const auto& [id, n] : per_member) {
