@@ -2,6 +2,8 @@
 // churn fds from threads, each sharing a port with an ordinary member, all
 // under reuseport-legacy-kernel --kernel 3.2.
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -25,9 +27,19 @@ class ProcessLifeTest : public ::testing::TestWithParam<const char*> {
 
 TEST_P(ProcessLifeTest, ServesEveryConnectionExactlyOnceAlongsideAnOrdinaryMember) {
   std::string scenario = GetParam();
+  // The member's fds: signal-fork holds 1000 duplicates, others close 3..1023.
+  // The host's own limit ranges from 1024 to 1M; give it a known one.
+  constexpr rlim_t kOpenFiles = 2048;
+  struct rlimit limit {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_max < kOpenFiles && geteuid() != 0) {
+    GTEST_SKIP() << "the member needs an fd limit of " << kOpenFiles << "; the hard limit here is " << limit.rlim_max
+                 << " and only root may raise it";
+  }
   std::vector<MemberOptions> m;
   MemberOptions life = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", scenario}, "life", dir_.path(), *broker_);
   life.ready_timeout = absl::Seconds(30);
+  life.process.open_files_limit = kOpenFiles;
   m.push_back(std::move(life));
   m.push_back(ShimmedMember({TcpMemberPath(), "--host", "127.0.0.1"}, "plain", dir_.path(), *broker_));
   absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup(std::move(m));
