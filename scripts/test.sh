@@ -35,5 +35,10 @@ fi
 # dig): here a missing one fails its tests instead of skipping them.
 export REUSEPORT_REQUIRE_PROGRAMS="${REUSEPORT_REQUIRE_PROGRAMS:-1}"
 
+bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
+if [ "${REUSEPORT_SANITIZERS:-1}" = "1" ] && [ "$bits" -gt 28 ]; then
+  echo "test: vm.mmap_rnd_bits is $bits: the sanitized suites run through tests/run_sanitized.sh, which says what it does"
+fi
+
 cd "$build"
 ctest --output-on-failure --timeout 900 -j"${REUSEPORT_TEST_JOBS:-1}" "${exclude[@]}" "$@"
