@@ -39,6 +39,9 @@ struct ControlOptions {
   bool takeover = false;  // take the path from a running broker (zero-downtime restart)
   mode_t socket_mode = 0666;  // every local user may ask; the checks are per request
   Policy policy;
+  // How long a join that finds no group waits for a same-uid link that may be
+  // about to create it (ParkBind): copies of a server started at once.
+  int64_t join_wait_ms = 500;
 };
 
 // One connection to the control socket.
