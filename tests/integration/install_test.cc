@@ -40,6 +40,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "json_value.h"
 #include "load_client.h"
 #include "member_paths.h"
@@ -337,6 +338,10 @@ class InstallTest : public ::testing::Test {
                             REUSEPORT_INSTALL_MANDIR, REUSEPORT_INSTALL_UNITDIR}) {
       if (dir[0] == '/') GTEST_SKIP() << "install directory " << dir << " is absolute; not installing outside a temporary prefix";
     }
+    // The installed programs run from the prefix, copies of programs from
+    // dir_: both are under TMPDIR (or /tmp), which may be mounted noexec.
+    REUSEPORT_SKIP_IF_UNAVAILABLE(ExecUnavailableIn(prefix_.path()));
+    REUSEPORT_SKIP_IF_UNAVAILABLE(ExecUnavailableIn(dir_.path()));
     absl::StatusOr<CommandResult> installed = Install(prefix_.path());
     ASSERT_TRUE(installed.ok()) << installed.status();
     ASSERT_TRUE(installed->exited(0)) << installed->Describe();
