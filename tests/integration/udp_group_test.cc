@@ -217,6 +217,9 @@ std::string Ask(uint16_t port, const std::string& request) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   struct timeval tv = {5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  // Room for a 65,507-byte request whatever net.core.wmem_default is.
+  int send_buffer = 256 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof(send_buffer));
   struct sockaddr_in a {};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
