@@ -215,7 +215,7 @@ void Tell(uint16_t port, const std::string& request) {
 
 std::string Ask(uint16_t port, const std::string& request) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct timeval tv = {5, 0};
+  struct timeval tv = {10, 0};  // as the load client's reply timeout (load_client.h)
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   // Room for a 65,507-byte request whatever net.core.wmem_default is.
   int send_buffer = 256 * 1024;
@@ -254,10 +254,12 @@ TEST_F(UdpGroupTest, ReceiveSemanticsMatchTheKernelsOwn) {
 }
 
 // dnsmasq answers foo.test with 10.0.0.<instance>, so each answer names the instance.
+// One try each, as the load client sends each datagram once; a reply may take
+// 10 s, as there (load_client.h): a slow machine is not a lost query.
 std::string WriteDigBatch(const std::string& dir, int queries, uint16_t port) {
   std::string path = dir + "/queries.txt";
   std::ofstream out(path);
-  for (int i = 0; i < queries; ++i) out << "@127.0.0.1 -p " << port << " q" << i << ".foo.test A +short +tries=1 +time=3\n";
+  for (int i = 0; i < queries; ++i) out << "@127.0.0.1 -p " << port << " q" << i << ".foo.test A +short +tries=1 +time=10\n";
   return path;
 }
 
