@@ -251,7 +251,10 @@ uint16_t FreeLoopbackPort(int /*type*/) {
   // and above it.
   int low = 32768, high = 60999;
   if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
-    if (fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
+    if (fscanf(f, "%d %d", &low, &high) != 2) {
+      low = 32768;
+      high = 60999;
+    }
     fclose(f);
   }
   struct Span {
@@ -266,7 +269,10 @@ uint16_t FreeLoopbackPort(int /*type*/) {
   if (high + 1 <= 65535) spans.push_back({high + 1, 65535});
   int total = 0;
   for (const Span& s : spans) total += s.last - s.first + 1;
-  if (total == 0) spans = {{1024, 65535}}, total = 65535 - 1024 + 1;  // the range is everything: take the risk
+  if (total == 0) {  // the range is everything above 1023: take the risk
+    spans = {{1024, 65535}};
+    total = 65535 - 1024 + 1;
+  }
   for (int attempt = 0; attempt < 200; ++attempt) {
     int pick = static_cast<int>(rand_r(&PortSeed()) % static_cast<unsigned>(total));
     for (const Span& s : spans) {
