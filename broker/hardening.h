@@ -26,6 +26,7 @@
 #ifndef REUSEPORT_BROKER_HARDENING_H_
 #define REUSEPORT_BROKER_HARDENING_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -18,6 +18,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "broker.h"
 #include "hardening.h"
 #include "log.h"
@@ -31,6 +32,9 @@ ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before
 ABSL_FLAG(int, stall_ms, 200,
           "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
           "limit) has them handed to the others; 0 turns this off.");
+ABSL_FLAG(absl::Duration, join_wait, absl::Milliseconds(500),
+          "A join that finds no group waits this long for a program of the same uid that may be creating it "
+          "(copies of a server started at once); the wait ends as soon as the group exists.");
 ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
 #ifndef REUSEPORT_DEFAULT_POLICY
 #define REUSEPORT_DEFAULT_POLICY "/etc/reuseport/policy.conf"
@@ -82,7 +86,8 @@ constexpr char kUsage[] =
     "\n"
     "SYNOPSIS\n"
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
-    "             [--member_window N] [--stall_ms MS] [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "             [--member_window N] [--stall_ms MS] [--join_wait 500ms] [--udp_queue_bytes N]\n"
+    "             [--ready_fd FD]\n"
     "  reuseportd --check_config [--policy FILE]\n"
     "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
     "\n"
@@ -138,6 +143,12 @@ int main(int argc, char** argv) {
     fprintf(stderr, "reuseportd: --member_window must be >= 1 and --udp_queue_bytes >= 66560\n");
     return 2;
   }
+  absl::Duration join_wait = absl::GetFlag(FLAGS_join_wait);
+  if (join_wait < absl::Milliseconds(1) || join_wait > absl::Minutes(1)) {
+    fprintf(stderr, "reuseportd: --join_wait must be from 1ms to 1m\n");
+    return 2;
+  }
+  options.control.join_wait_ms = absl::ToInt64Milliseconds(join_wait);
   options.ready_fd = absl::GetFlag(FLAGS_ready_fd);
   options.control.takeover = absl::GetFlag(FLAGS_takeover);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);

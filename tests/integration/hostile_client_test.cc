@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "fd_count.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "member_paths.h"
 #include "reuseport/protocol.h"
@@ -236,6 +237,7 @@ TEST_F(HostileClientTest, MalformedRecordsGetErrorsAndEveryoneElseIsServed) {
 }
 
 TEST_F(HostileClientTest, UnprivilegedClientCannotJoinAPrivilegedPortDirectly) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("the client runs as nobody"));
   // Not through the shim (which would stop at the kernel's EACCES): a raw
   // client of uid 65534 asks the broker for port 80 with its own socket.
   pid_t child = fork();

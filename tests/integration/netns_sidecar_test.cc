@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "json_value.h"
 #include "load_client.h"
 #include "member_paths.h"
@@ -122,7 +123,9 @@ class InNamespace {
 class NetnsSidecarTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
+    REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("makes network namespaces and runs members as nobody"));
+    // A container's seccomp profile or a kernel without CONFIG_NET_NS says no.
+    REUSEPORT_SKIP_IF_UNAVAILABLE(NetworkNamespacesUnavailable());
     absl::StatusOr<NetworkNamespace> a = NetworkNamespace::Create();
     ASSERT_TRUE(a.ok()) << a.status();
     pod_a_.emplace(std::move(*a));
@@ -343,7 +346,15 @@ TEST_F(NetnsSidecarTest, UdpGroupsOnTheSamePortInTwoNamespacesStaySeparate) {
 // it can tell which namespace a socket is in (SIOCGSKNS wants CAP_NET_ADMIN
 // there); the members enter that namespace.
 TEST(UnmappedUidTest, UsersTheBrokersNamespaceDoesNotMapAreRefusedNotMerged) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root for user and network namespaces";
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("runs members as uids 1000 and 1001"));
+  // user.max_user_namespaces=0, a seccomp profile or a kernel without
+  // CONFIG_USER_NS says no.
+  REUSEPORT_SKIP_IF_UNAVAILABLE(UserNamespacesUnavailable());
+  // The members enter the broker's network namespace from ours (setns), which
+  // takes what making one does.
+  REUSEPORT_SKIP_IF_UNAVAILABLE(NetworkNamespacesUnavailable());
+  REUSEPORT_REQUIRE_PROGRAM("unshare", "util-linux");
+  REUSEPORT_REQUIRE_PROGRAM("ip", "iproute2");
   TempDir dir = MakeTestDir();
   BrokerOptions options;
   // Not under the 3.2 runner: user namespaces that can hold a broker came with

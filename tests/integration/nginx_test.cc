@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "readiness.h"
 #include "reuseport_fixture.h"
 
@@ -22,7 +23,10 @@ namespace {
 
 constexpr int kWorkers = 3;
 
-std::string NginxPath() { return access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : "nginx"; }
+std::string NginxPath() {
+  std::string found = FindProgram("nginx");
+  return found.empty() ? "nginx" : found;
+}
 
 std::string WriteConfig(const std::string& dir, uint16_t port) {
   std::string conf = dir + "/nginx.conf";
@@ -78,9 +82,7 @@ std::string Get(uint16_t port) {
 class NginxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(NginxPath().c_str(), X_OK) != 0 && NginxPath() == "/usr/sbin/nginx") {
-      FAIL() << "nginx is not installed (scripts/setup.sh installs nginx-light)";
-    }
+    REUSEPORT_REQUIRE_PROGRAM(NginxPath(), "nginx-light");
   }
   TempDir dir_ = MakeTestDir();
 };
@@ -117,6 +119,8 @@ TEST_F(NginxTest, WorkersShareThePortThroughTheShimAndSplitTheLoad) {
   std::map<std::string, int> by_worker;
   const int requests = 900;
   int failures = 0;
+  absl::StatusOr<Rerouted> before = ReadRerouted(broker->socket_path(), port);
+  ASSERT_TRUE(before.ok()) << before.status();
   for (int i = 0; i < requests; ++i) {
     std::string pid = Get(port);
     if (pid.empty()) {
@@ -125,10 +129,11 @@ TEST_F(NginxTest, WorkersShareThePortThroughTheShimAndSplitTheLoad) {
       ++by_worker[pid];
     }
   }
+  absl::StatusOr<Rerouted> after = ReadRerouted(broker->socket_path(), port);
+  ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(by_worker.size(), static_cast<size_t>(kWorkers)) << DescribeShares(by_worker, requests - failures);
-  EXPECT_TRUE(SharesWithin(by_worker, requests - failures, 0.20, 0.47, kWorkers))
-      << DescribeShares(by_worker, requests - failures);
+  ExpectSharesFair(by_worker, requests - failures, 0.20, 0.47, kWorkers, *after - *before);
   RecordProperty("shares", DescribeShares(by_worker, requests - failures));
   ASSERT_TRUE(nginx->Signal(SIGQUIT).ok());  // graceful shutdown
   absl::StatusOr<int> status = nginx->Wait(absl::Seconds(20));

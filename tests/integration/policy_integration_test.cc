@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "member_paths.h"
 #include "reuseport_fixture.h"
@@ -21,7 +22,7 @@ class PolicyIntegrationTest : public ::testing::Test {
     return path;
   }
   MemberOptions Nobody(const BrokerProcess& broker, const std::string& id, uint16_t port) {
-    // SO_REUSEADDR, as servers set it: earlier runs leave TIME_WAIT on these fixed ports.
+    // SO_REUSEADDR, as servers set it: earlier runs may leave TIME_WAIT on a port.
     MemberOptions m = ShimmedMember({TcpMemberPath(), "--reuseaddr", "--port", absl::StrCat(port)}, id, dir_.path(), broker);
     m.process.uid = 65534;
     m.process.gid = 65534;
@@ -31,37 +32,48 @@ class PolicyIntegrationTest : public ::testing::Test {
 };
 
 TEST_F(PolicyIntegrationTest, AllowRuleLetsAnUnprivilegedUidServeAPrivilegedPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("runs members as nobody and daemon"));
+  // Two privileged ports free on this host: one the rule grants, one it does not.
+  const uint16_t granted = FreePrivilegedPort();
+  const uint16_t other = FreePrivilegedPort(granted);
+  if (granted == 0 || other == 0) GTEST_SKIP() << "fewer than two ports from 512 to 1023 are free on this host";
   BrokerOptions options;
-  options.extra_flags = {"--policy", WritePolicy("allow uid=nobody port=81 protocol=tcp\n")};
+  options.extra_flags = {"--policy", WritePolicy(absl::StrCat("allow uid=nobody port=", granted, " protocol=tcp\n"))};
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);
   ASSERT_TRUE(broker.ok()) << broker.status();
 
   std::vector<MemberProcess> members;
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<MemberProcess> m = StartMember(Nobody(*broker, absl::StrCat("nobody", i), 81));
+    absl::StatusOr<MemberProcess> m = StartMember(Nobody(*broker, absl::StrCat("nobody", i), granted));
     ASSERT_TRUE(m.ok()) << m.status() << "\n" << broker->process().ReadStdout();
     members.push_back(std::move(*m));
   }
   TcpLoadOptions load;
-  load.port = 81;
+  load.port = granted;
   load.connections = 400;
+  absl::StatusOr<Rerouted> before = ReadRerouted(broker->socket_path(), granted);
+  ASSERT_TRUE(before.ok()) << before.status();
   TcpLoadResult r = RunTcpLoad(load);
+  absl::StatusOr<Rerouted> after = ReadRerouted(broker->socket_path(), granted);
+  ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(r.successes, 400) << r.Summary();
-  EXPECT_TRUE(SharesWithin(r.per_member, r.successes, 0.3, 0.7, 2)) << DescribeShares(r.per_member, r.successes);
+  ExpectSharesFair(r.per_member, r.successes, 0.3, 0.7, 2, *after - *before);
 
-  // The rule names a uid and a port: uid 1 (daemon) and port 82 get nothing.
-  MemberOptions other = ShimmedMember({TcpMemberPath(), "--reuseaddr", "--port", "81"}, "daemon", dir_.path(), *broker);
-  other.process.uid = 1;
-  other.process.gid = 1;
-  absl::StatusOr<MemberProcess> refused = StartMember(other);
+  // The rule names a uid and a port: uid 1 (daemon) and another port get nothing.
+  MemberOptions daemon =
+      ShimmedMember({TcpMemberPath(), "--reuseaddr", "--port", absl::StrCat(granted)}, "daemon", dir_.path(), *broker);
+  daemon.process.uid = 1;
+  daemon.process.gid = 1;
+  absl::StatusOr<MemberProcess> refused = StartMember(daemon);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(std::string(refused.status().message()).find("EACCES"), std::string::npos) << refused.status();
-  absl::StatusOr<MemberProcess> wrong_port = StartMember(Nobody(*broker, "nobody82", 82));
+  absl::StatusOr<MemberProcess> wrong_port = StartMember(Nobody(*broker, "nobody_other", other));
   ASSERT_FALSE(wrong_port.ok());
   EXPECT_NE(std::string(wrong_port.status().message()).find("EACCES"), std::string::npos) << wrong_port.status();
 }
 
 TEST_F(PolicyIntegrationTest, MemberLimitStopsOneUidFromTakingMore) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("runs members as nobody"));
   BrokerOptions options;
   options.extra_flags = {"--policy", WritePolicy("limit uid=nobody members=2\n")};
   absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path(), options);

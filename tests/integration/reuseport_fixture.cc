@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -126,20 +129,38 @@ absl::StatusOr<int> SettledFdCount(pid_t pid) {
   return best;
 }
 
-std::string Ipv6Unavailable() {
-  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::StrCat("no IPv6 on this kernel: socket(AF_INET6): ", strerror(errno));
-  struct sockaddr_in6 a = {};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  int r = bind(fd, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
-  int error = errno;
-  close(fd);
-  return r == 0 ? "" : absl::StrCat("no IPv6 loopback here: bind(::1): ", strerror(error));
+namespace {
+
+// Why `base` cannot hold the integration tests' directories ("" if it can):
+// members run as other uids (nobody) must reach them, and the brokers' Unix
+// socket paths inside must fit sockaddr_un.
+std::string TestDirBaseUnusable(const std::string& base) {
+  // "<base>/reuseport-it-XXXXXX/" and the longest socket name a test uses.
+  size_t longest = base.size() + sizeof("/reuseport-it-XXXXXX/") - 1 + 24;
+  if (longest >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::StrFormat("its socket paths would be longer than sockaddr_un allows (%d bytes)",
+                           sizeof(sockaddr_un{}.sun_path) - 1);
+  }
+  for (std::string dir = base; !dir.empty(); dir = dir.substr(0, dir.rfind('/'))) {
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) return absl::StrCat(dir, ": ", strerror(errno));
+    if ((st.st_mode & S_IXOTH) == 0) return absl::StrCat(dir, " is not searchable by other users");
+  }
+  return "";
 }
 
+}  // namespace
+
 TempDir MakeTestDir() {
-  absl::StatusOr<TempDir> dir = TempDir::Create("reuseport-it", 0777);
+  // $TMPDIR where it works for these tests, else /tmp, saying why.
+  std::string base = TempDir::Base();
+  if (std::string why = TestDirBaseUnusable(base); !why.empty()) {
+    static bool told = false;
+    if (!told) fprintf(stderr, "integration tests: not using TMPDIR=%s (%s); using /tmp\n", base.c_str(), why.c_str());
+    told = true;
+    base = "/tmp";
+  }
+  absl::StatusOr<TempDir> dir = TempDir::CreateIn(base, "reuseport-it", 0777);
   if (!dir.ok()) {
     fprintf(stderr, "cannot create a temporary directory: %s\n", std::string(dir.status().message()).c_str());
     abort();
@@ -200,16 +221,25 @@ std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
 
 namespace {
 
-bool LoopbackPortFree(int type, uint16_t port) {
+// Free for a server that binds the wildcard address (members do by default),
+// which also rules out any specific address holding the port.
+bool PortFree(int type, uint16_t port) {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   struct sockaddr_in a {};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
   a.sin_port = htons(port);
   bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   close(fd);
   return free;
+}
+
+bool PortFreeForBoth(uint16_t port) { return PortFree(SOCK_STREAM, port) && PortFree(SOCK_DGRAM, port); }
+
+unsigned& PortSeed() {
+  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u ^ static_cast<unsigned>(time(nullptr));
+  return seed;
 }
 
 }  // namespace
@@ -217,17 +247,55 @@ bool LoopbackPortFree(int type, uint16_t port) {
 uint16_t FreeLoopbackPort(int /*type*/) {
   // The kernel's choice for port 0 is an ephemeral port, which a concurrent
   // test's connect() may take as a source port the next moment: once, under
-  // ASan, dnsmasq's TCP bind lost that race. Choose below the range instead.
-  int low = 32768;
+  // ASan, dnsmasq's TCP bind lost that race. Choose outside the range instead:
+  // below it (from 10000 where there is room, clear of well-known services)
+  // and above it.
+  int low = 32768, high = 60999;
   if (FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) {
-    if (fscanf(f, "%d", &low) != 1) low = 32768;
+    if (fscanf(f, "%d %d", &low, &high) != 2) {
+      low = 32768;
+      high = 60999;
+    }
     fclose(f);
   }
-  const int first = 10000, span = std::max(low - first, 1000);
-  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u ^ static_cast<unsigned>(time(nullptr));
+  struct Span {
+    int first, last;
+  };
+  std::vector<Span> spans;
+  if (low - 1 >= 10000 + 100) {
+    spans.push_back({10000, low - 1});
+  } else if (low - 1 >= 1024) {
+    spans.push_back({1024, low - 1});
+  }
+  if (high + 1 <= 65535) spans.push_back({high + 1, 65535});
+  int total = 0;
+  for (const Span& s : spans) total += s.last - s.first + 1;
+  if (total == 0) {  // the range is everything above 1023: take the risk
+    spans = {{1024, 65535}};
+    total = 65535 - 1024 + 1;
+  }
   for (int attempt = 0; attempt < 200; ++attempt) {
-    uint16_t port = static_cast<uint16_t>(first + rand_r(&seed) % span);
-    if (LoopbackPortFree(SOCK_STREAM, port) && LoopbackPortFree(SOCK_DGRAM, port)) return port;
+    int pick = static_cast<int>(rand_r(&PortSeed()) % static_cast<unsigned>(total));
+    for (const Span& s : spans) {
+      if (pick <= s.last - s.first) {
+        uint16_t port = static_cast<uint16_t>(s.first + pick);
+        if (PortFreeForBoth(port)) return port;
+        break;
+      }
+      pick -= s.last - s.first + 1;
+    }
+  }
+  return 0;
+}
+
+uint16_t FreePrivilegedPort(uint16_t other_than) {
+  // Upwards from a random start in the upper half, wrapping: low ports are
+  // where the host's own services live.
+  const int first = 512, count = 1024 - first;
+  int start = static_cast<int>(rand_r(&PortSeed()) % count);
+  for (int i = 0; i < count; ++i) {
+    uint16_t port = static_cast<uint16_t>(first + (start + i) % count);
+    if (port != other_than && PortFreeForBoth(port)) return port;
   }
   return 0;
 }
@@ -238,6 +306,59 @@ std::string DescribeShares(const std::map<std::string, int>& per_member, int tot
     absl::StrAppendFormat(&out, "%s=%d (%.1f%%) ", id, n, total ? 100.0 * n / total : 0.0);
   }
   return out;
+}
+
+std::string Rerouted::Describe() const {
+  return absl::StrFormat("%d connection(s) rerouted by the broker (%d taken back from %d stall(s))", redirected, stolen,
+                         stalls);
+}
+
+absl::StatusOr<Rerouted> ReadRerouted(const std::string& socket_path, uint16_t port) {
+  absl::StatusOr<std::string> text = ctl::FetchStatus(socket_path, RP_STATUS_JSON);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<ctl::JsonValue> doc = ctl::ParseJson(*text);
+  if (!doc.ok()) return doc.status();
+  Rerouted r;
+  for (const ctl::JsonValue& g : (*doc)["groups"].array) {
+    if (g["protocol"].AsString() != "tcp" || g["port"].AsNumber() != port) continue;
+    for (const ctl::JsonValue& m : g["members"].array) {
+      r.redirected += static_cast<int64_t>(m["redirected_away"].AsNumber());
+      r.stolen += static_cast<int64_t>(m["stolen"].AsNumber());
+      r.stalls += static_cast<int64_t>(m["stalls"].AsNumber());
+    }
+  }
+  return r;
+}
+
+::testing::AssertionResult SharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi,
+                                      size_t members, const Rerouted& during) {
+  std::string shares = DescribeShares(per_member, total);
+  if (per_member.size() != members || total == 0) {
+    return ::testing::AssertionFailure() << per_member.size() << " of " << members << " members served: " << shares;
+  }
+  const double slack = static_cast<double>(std::max<int64_t>(during.redirected, 0));
+  for (const auto& [id, n] : per_member) {
+    if (n < lo * total - slack || n > hi * total + slack) {
+      return ::testing::AssertionFailure() << id << " is outside " << lo << ".." << hi << " of " << total
+                                           << (slack > 0 ? absl::StrCat(" widened by ", during.Describe()) : "")
+                                           << ": " << shares;
+    }
+  }
+  if (slack > 0) {
+    return ::testing::AssertionSuccess() << "fair within " << lo << ".." << hi << " widened by " << during.Describe()
+                                         << ": " << shares;
+  }
+  return ::testing::AssertionSuccess() << "fair within " << lo << ".." << hi << ": " << shares;
+}
+
+void ExpectSharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members,
+                      const Rerouted& during) {
+  EXPECT_TRUE(SharesFair(per_member, total, lo, hi, members, during));
+  if (during.redirected > 0) {
+    printf("shares judged with room for what the broker moved: %s\n", during.Describe().c_str());
+    fflush(stdout);
+  }
+  ::testing::Test::RecordProperty("rerouted", static_cast<int>(during.redirected));
 }
 
 bool SharesWithin(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "json_value.h"
 #include "member_process.h"
 #include "subprocess.h"
@@ -78,15 +79,16 @@ absl::StatusOr<int> SettledFdCount(pid_t pid);
 MemberOptions ShimmedMember(const std::vector<std::string>& argv, const std::string& id, const std::string& dir,
                             const BrokerProcess& broker, const std::string& mode = "auto");
 
-// A port of 127.0.0.1 free just now for both TCP and UDP, below the ephemeral
-// range, so that no client socket of a test running alongside is given it as
-// its source port (servers such as dnsmasq bind both protocols); 0 if none.
-// `type` is kept for the callers' clarity: the port is free for both.
+// A port free just now for both TCP and UDP on every IPv4 address, outside
+// the ephemeral range (ip_local_port_range, both ends), so that no client
+// socket of a test running alongside is given it as its source port (servers
+// such as dnsmasq bind both protocols); 0 if none. `type` is kept for the
+// callers' clarity: the port is free for both.
 uint16_t FreeLoopbackPort(int type = SOCK_STREAM);
 
-// Why IPv6 cannot be used here ("" when it can): a kernel built without it
-// (EAFNOSUPPORT) or without ::1 on loopback. Tests of IPv6 members skip with it.
-std::string Ipv6Unavailable();
+// The same for a port below 1024 (binding it needs root), other than
+// `other_than`; 0 if every one is taken, which a test reports as a skip.
+uint16_t FreePrivilegedPort(uint16_t other_than = 0);
 
 // A temporary directory every uid may write (members may run as nobody).
 TempDir MakeTestDir();
@@ -102,6 +104,35 @@ std::string CheckServedExactlyOnce(const std::vector<std::string>& tokens,
 // Members' shares as "id=25.1% ..." for messages, and whether every share is in [lo, hi].
 std::string DescribeShares(const std::map<std::string, int>& per_member, int total);
 bool SharesWithin(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members);
+
+// What the broker did to the TCP connections of the groups on one port besides
+// following the hash: it hands a member's share to the others while that
+// member is full (--member_window) or stalled (--stall_ms: on a loaded
+// machine a member waiting 200 ms for a CPU counts), and takes back what was
+// queued for a stalled one. Counters summed over the members, from the
+// broker's status; the difference of two readings is what happened between.
+struct Rerouted {
+  int64_t redirected = 0;  // connections the hash gave one member and another served
+  int64_t stolen = 0;      // of those, taken back from a stalled member's queue
+  int64_t stalls = 0;      // times a member was found stalled
+  Rerouted operator-(const Rerouted& before) const {
+    return {redirected - before.redirected, stolen - before.stolen, stalls - before.stalls};
+  }
+  std::string Describe() const;
+};
+absl::StatusOr<Rerouted> ReadRerouted(const std::string& socket_path, uint16_t port);
+
+// Fair shares as the hash made them: every member's count within
+// [lo, hi] * total. Connections the broker rerouted during the run were not
+// the hash's choice and may have moved between any two members, so each bound
+// is widened by their number (and the message says so); with nothing
+// rerouted the bounds are exact.
+::testing::AssertionResult SharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi,
+                                      size_t members, const Rerouted& during);
+// EXPECTs SharesFair, and prints and records (RecordProperty "rerouted") what
+// the broker rerouted.
+void ExpectSharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members,
+                      const Rerouted& during);
 
 }  // namespace reuseport::testing
 

@@ -94,8 +94,15 @@ struct UdpFlowOptions {
   // Flows with a datagram in flight at once; keeps the members' receive
   // buffers from overflowing.
   int concurrency = 64;
-  absl::Duration reply_timeout = absl::Seconds(2);
+  // A datagram unanswered this long counts as lost. Loopback loses a datagram
+  // only where a receive buffer overflows (which the broker counts as a
+  // drop), never because a process waited for a CPU; on a loaded 2-vCPU
+  // machine under a sanitizer a member can wait seconds, so the default is
+  // far above any scheduling delay. It costs nothing when replies come: each
+  // reply ends its datagram's wait.
+  absl::Duration reply_timeout = absl::Seconds(10);
   // Resends of a datagram whose reply timed out before it counts as lost.
+  // Correctness tests keep 0: a resend would hide a datagram the group lost.
   int retries = 0;
 };
 

@@ -1,6 +1,9 @@
 #include "member_paths.h"
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
+#include "host_features.h"
 
 // Both come from tests/support/CMakeLists.txt.
 #ifndef REUSEPORT_TEST_MEMBERS_DIR
@@ -17,6 +20,10 @@ std::string UdpMemberPath() { return absl::StrCat(REUSEPORT_TEST_MEMBERS_DIR, "/
 std::string SocketserverMemberPath() {
   return absl::StrCat(REUSEPORT_TEST_SOURCE_DIR, "/members/socketserver_member.py");
 }
-std::string PythonPath() { return "/usr/bin/python3"; }
+std::string PythonPath() {
+  if (access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";
+  std::string found = FindProgram("python3");
+  return found.empty() ? "python3" : found;
+}
 
 }  // namespace reuseport::testing

@@ -10,7 +10,9 @@ std::string TcpMemberPath();
 std::string UdpMemberPath();
 // Run it as {PythonPath(), SocketserverMemberPath(), ...}.
 std::string SocketserverMemberPath();
-// The system interpreter (/usr/bin/python3), not whatever python3 is first in PATH.
+// The system interpreter (/usr/bin/python3) rather than whatever python3 is
+// first in PATH; where there is none, the one in PATH; else "python3", for
+// REUSEPORT_REQUIRE_PROGRAM to name (host_features.h).
 std::string PythonPath();
 
 }  // namespace reuseport::testing

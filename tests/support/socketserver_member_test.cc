@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "log_check.h"
 #include "member_paths.h"
@@ -24,6 +25,7 @@ namespace {
 class SocketserverMemberTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    REUSEPORT_REQUIRE_PROGRAM(PythonPath(), "python3");
     absl::StatusOr<TempDir> dir = TempDir::Create("reuseport-socketserver-member");
     ASSERT_TRUE(dir.ok()) << dir.status();
     dir_.emplace(*std::move(dir));

@@ -40,7 +40,7 @@ constexpr unsigned kCloseRangeCloexec = CLOSE_RANGE_CLOEXEC;
 #endif
 
 // What failed in the child before exec, sent back through the error pipe.
-enum class ChildStage : int { kFds, kChdir, kSetgroups, kSetgid, kSetuid, kParentDeath, kExec };
+enum class ChildStage : int { kFds, kChdir, kOpenFilesLimit, kSetgroups, kSetgid, kSetuid, kParentDeath, kExec };
 
 struct ChildFailure {
   ChildStage stage;
@@ -51,6 +51,7 @@ const char* StageName(ChildStage stage) {
   switch (stage) {
     case ChildStage::kFds: return "setting up fds";
     case ChildStage::kChdir: return "chdir";
+    case ChildStage::kOpenFilesLimit: return "setrlimit(RLIMIT_NOFILE)";
     case ChildStage::kSetgroups: return "setgroups";
     case ChildStage::kSetgid: return "setgid";
     case ChildStage::kSetuid: return "setuid";
@@ -78,6 +79,7 @@ struct ChildPlan {
   int error_fd;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  std::optional<rlim_t> open_files_limit;
   bool kill_when_parent_dies;
   pid_t parent_pid;
 };
@@ -139,6 +141,14 @@ void CloexecRange(unsigned low, unsigned high) {
 
   if (plan.working_dir != nullptr && chdir(plan.working_dir) != 0) {
     FailInChild(error_fd, ChildStage::kChdir, errno);
+  }
+  // Before the credential change: raising the hard limit needs root.
+  if (plan.open_files_limit.has_value()) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) FailInChild(error_fd, ChildStage::kOpenFilesLimit, errno);
+    limit.rlim_cur = *plan.open_files_limit;
+    if (limit.rlim_max < limit.rlim_cur) limit.rlim_max = limit.rlim_cur;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) FailInChild(error_fd, ChildStage::kOpenFilesLimit, errno);
   }
   // Raw syscalls: glibc's wrappers synchronise credentials across threads,
   // machinery that is not safe to use in a forked child.
@@ -344,6 +354,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(const SubprocessOptions& options) {
       .error_fd = error_write_fd,
       .uid = options.uid,
       .gid = options.gid,
+      .open_files_limit = options.open_files_limit,
       .kill_when_parent_dies = options.kill_when_parent_dies,
       .parent_pid = getpid(),
   };

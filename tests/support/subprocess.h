@@ -1,6 +1,7 @@
 #ifndef REUSEPORT_TESTS_SUPPORT_SUBPROCESS_H_
 #define REUSEPORT_TESTS_SUPPORT_SUBPROCESS_H_
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -41,6 +42,11 @@ struct SubprocessOptions {
   // Credentials to drop to before exec: setgroups({gid} or {}), setgid, setuid.
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  // The child's RLIMIT_NOFILE soft limit, for children whose behaviour
+  // depends on it (holding many fds, running out of them): the host's own
+  // ranges from 1024 to 1M. The hard limit is raised to it where lower, which
+  // needs root; Start fails if the limit cannot be set.
+  std::optional<rlim_t> open_files_limit;
   // The only fds besides 0, 1 and 2 the child gets; all others are closed at
   // exec. A child_fd of 0, 1 or 2 replaces /dev/null or the output file.
   std::vector<InheritedFd> inherited_fds;

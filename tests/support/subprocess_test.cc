@@ -135,6 +135,14 @@ TEST(SubprocessTest, DropsToAnotherUser) {
   EXPECT_EQ(child.ReadStdout(), "65534\n65534\n65534\n");
 }
 
+TEST(SubprocessTest, SetsTheChildsOpenFilesLimit) {
+  SubprocessOptions options = Shell("ulimit -n");
+  options.open_files_limit = 300;
+  ASSERT_OK_AND_ASSIGN(Subprocess child, Subprocess::Start(options));
+  ASSERT_OK(child.Wait(kWait));
+  EXPECT_EQ(child.ReadStdout(), "300\n");
+}
+
 TEST(SubprocessTest, IgnoredSignalsAreResetForTheChild) {
   // SIG_IGN survives exec; a member must still die from SIGTERM.
   struct sigaction ignore {}, previous {};

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "fd_count.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "log_check.h"
 #include "member_paths.h"
@@ -129,6 +130,7 @@ INSTANTIATE_TEST_SUITE_P(Loops, TcpMemberLoopTest, ::testing::ValuesIn(kLoopSets
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(TcpMemberTest, Ipv6MembersShareAPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> options = {
       Member("v6a", {"--host", "::1", "--loop", "epoll-et"}),
       Member("v6b", {"--host", "::1", "--loop", "blocking", "--accept", "accept4"})};
@@ -142,6 +144,7 @@ TEST_F(TcpMemberTest, Ipv6MembersShareAPort) {
 }
 
 TEST_F(TcpMemberTest, V6onlyDecidesWhetherIpv4ClientsGetThrough) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   ASSERT_OK_AND_ASSIGN(MemberProcess dual, StartMember(Member("dual", {"--host", "::", "--v6only", "0"})));
   TcpLoadResult via_v4 = RunTcpLoad({.port = dual.port, .connections = 5, .concurrency = 1});
   EXPECT_EQ(via_v4.successes, 5) << via_v4.Summary();

@@ -14,8 +14,20 @@
 
 namespace reuseport::testing {
 
+std::string TempDir::Base() {
+  const char* tmpdir = getenv("TMPDIR");
+  if (tmpdir == nullptr || tmpdir[0] != '/') return "/tmp";
+  std::string base = tmpdir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  return base;
+}
+
 absl::StatusOr<TempDir> TempDir::Create(std::string_view prefix, mode_t mode) {
-  std::string name = absl::StrCat("/tmp/", std::string(prefix), "-XXXXXX");
+  return CreateIn(Base(), prefix, mode);
+}
+
+absl::StatusOr<TempDir> TempDir::CreateIn(const std::string& base, std::string_view prefix, mode_t mode) {
+  std::string name = absl::StrCat(base == "/" ? "" : base, "/", std::string(prefix), "-XXXXXX");
   std::vector<char> buf(name.begin(), name.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) == nullptr) {

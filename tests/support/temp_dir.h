@@ -10,8 +10,8 @@
 
 namespace reuseport::testing {
 
-// A fresh directory under /tmp, removed with everything in it when the owner
-// goes away. Set REUSEPORT_TEST_KEEP_TEMP=1 to keep it for a post-mortem (its
+// A fresh directory under $TMPDIR (an absolute path; else /tmp), removed with
+// everything in it when the owner goes away. Set REUSEPORT_TEST_KEEP_TEMP=1 to keep it for a post-mortem (its
 // path is then printed to stderr).
 //
 // The default mode 0700 keeps other users out; pass 0777 when a member runs
@@ -22,6 +22,11 @@ class TempDir {
  public:
   static absl::StatusOr<TempDir> Create(std::string_view prefix = "reuseport-test",
                                         mode_t mode = 0700);
+  // The same under `base` instead of $TMPDIR.
+  static absl::StatusOr<TempDir> CreateIn(const std::string& base, std::string_view prefix, mode_t mode = 0700);
+
+  // Where Create makes its directories: $TMPDIR if it is an absolute path, else /tmp.
+  static std::string Base();
 
   TempDir(TempDir&& other) noexcept;
   TempDir& operator=(TempDir&& other) noexcept;

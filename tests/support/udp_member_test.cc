@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "host_features.h"
 #include "load_client.h"
 #include "log_check.h"
 #include "member_paths.h"
@@ -93,6 +94,7 @@ TEST_F(UdpMemberTest, FourMembersKeepEveryFlowOnOneMemberAndReplyFromTheSharedPo
 }
 
 TEST_F(UdpMemberTest, Ipv6MembersShareAPort) {
+  REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> options = {
       Member("v6a", {"--host", "::1", "--io", "recvmsg", "--pktinfo"}),
       Member("v6b", {"--host", "::1", "--io", "recvmmsg", "--v6only", "1"})};

@@ -7,6 +7,11 @@
 #include <unistd.h>
 
 #include <vector>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "gtest/gtest.h"
 #include "reuseport/protocol.h"

@@ -6,6 +6,10 @@ Usage:
   generate_syscall_versions.py [--man PATH] > syscall_versions.tsv
   generate_syscall_versions.py --check syscall_versions.tsv   # exit 1 if stale, 77 if no man page
 
+--check compares the table's rows only: the header names the package version
+it was made from, which a point release (6.03-2+deb12u1) changes without
+changing a row, and it needs no dpkg-query.
+
 The table rows look like
   \\fBaccept4\\fP(2)<TAB>2.6.28
   \\fBfgetxattr\\fP(2)<TAB>2.6; 2.4.18
@@ -95,14 +99,20 @@ def parse_rows(troff):
 
 
 def package_version():
+    """The installed package's version; FileNotFoundError without dpkg-query."""
     return subprocess.run(["dpkg-query", "-W", "-f=${Version}", PACKAGE],
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def render(man_path):
+def read_page(man_path):
+    """The page's troff and its title (release, date); FileNotFoundError if absent."""
     with gzip.open(man_path, "rt", encoding="utf-8") as page:
         troff = page.read()
-    title = re.search(r'^\.TH \S+ \S+ (\S+) "([^"]+)"', troff, re.MULTILINE)
+    return troff, re.search(r'^\.TH \S+ \S+ (\S+) "([^"]+)"', troff, re.MULTILINE)
+
+
+def table_rows(troff, man_path):
+    """The table's lines, 'name<TAB>version', sorted by name."""
     versions = {}
     for name, column, notes in parse_rows(troff):
         # An empty version column (pread64, pwrite64) defers to the notes:
@@ -114,7 +124,12 @@ def render(man_path):
             version = CORRECTIONS[name][0]
         if name not in versions or version_key(version) < version_key(versions[name]):
             versions[name] = version
+    return [f"{name}\t{versions[name]}" for name in sorted(versions)]
 
+
+def render(man_path):
+    troff, title = read_page(man_path)
+    rows = table_rows(troff, man_path)
     out = [
         "# System call -> Linux version that introduced it. Generated; do not edit.",
         f"# source: syscalls(2), {title.group(2)} ({title.group(1)}), "
@@ -125,7 +140,7 @@ def render(man_path):
     ]
     for name, (version, source) in sorted(CORRECTIONS.items()):
         out.append(f"# correction: {name} {version} per {source}")
-    out += [f"{name}\t{versions[name]}" for name in sorted(versions)]
+    out += rows
     return "\n".join(out) + "\n"
 
 
@@ -136,16 +151,28 @@ def main():
     args = parser.parse_args()
     if args.check:
         try:
-            expected = render(args.man)
+            troff, title = read_page(args.man)
         except FileNotFoundError:
-            print(f"skipped: {args.man} is not installed", file=sys.stderr)
+            print(f"skipped: {args.man} is not installed ({PACKAGE})", file=sys.stderr)
             return 77
+        expected = table_rows(troff, args.man)
         with open(args.check, encoding="utf-8") as committed:
-            if committed.read() != expected:
-                print(f"{args.check} is stale; regenerate it with {sys.argv[0]}", file=sys.stderr)
-                return 1
+            lines = committed.read().splitlines()
+        rows = [line for line in lines if line and not line.startswith("#")]
+        if rows != expected:
+            source = next((line for line in lines if line.startswith("# source:")), "# source: unknown")
+            print(f"{args.check} is stale: its rows differ from what {args.man} "
+                  f"({title.group(2) if title else 'unknown release'}) gives.\n"
+                  f"It was made from{source[len('# source:'):]}\n"
+                  f"Regenerate it with {sys.argv[0]}", file=sys.stderr)
+            return 1
         return 0
-    sys.stdout.write(render(args.man))
+    try:
+        sys.stdout.write(render(args.man))
+    except FileNotFoundError as missing:
+        # No man page, or no dpkg-query to name its package: not on this host.
+        print(f"skipped: {missing.filename} is not installed", file=sys.stderr)
+        return 77
     return 0
 
 

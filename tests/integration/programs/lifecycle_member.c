@@ -23,6 +23,8 @@
  *   emfile         use up every fd, then keep calling accept() (which must fail
  *                  with EMFILE, as on the kernel), backing off 1 ms each time
  * The ready file is written once the process that serves is ready.
+ * signal-fork needs RLIMIT_NOFILE >= 1100 and emfile at most 4096 (the test
+ * sets them); with another limit they exit 8 and say what they found.
  */
 
 #include <arpa/inet.h>
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -220,7 +223,22 @@ static void close_a_dup(int sig) {
   }
 }
 
+/* The fd limit this program's scenarios need for their fds, or exit 8 with
+ * what the limit is: the test sets it (SubprocessOptions::open_files_limit),
+ * since hosts' defaults range from 1024 to 1M. */
+static void need_open_files(rlim_t at_least) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) die("getrlimit");
+  if (limit.rlim_cur < at_least) {
+    fprintf(stderr, "lifecycle_member: needs RLIMIT_NOFILE >= %lu, has %lu\n", (unsigned long)at_least,
+            (unsigned long)limit.rlim_cur);
+    exit(8);
+  }
+}
+
 static void signal_fork(int listener) {
+  /* 1000 duplicates, the shim's fds and ours. */
+  need_open_files(1100);
   for (int i = 0; i < 1000; ++i) {
     g_dups[i] = dup(listener);
     if (g_dups[i] < 0) die("dup");
@@ -276,8 +294,18 @@ static void threads_churn(int listener) {
 static void emfile(int listener) {
   int ready_port = (int)port_of(listener);
   write_ready_file(g_ready, (unsigned)ready_port);
+  /* Bounded by the fd limit the test set: a host's 1M would take long and
+   * could reach the system-wide limit (ENFILE) first. */
+  need_open_files(16);
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) die("getrlimit");
+  if (limit.rlim_cur > 4096) {
+    fprintf(stderr, "lifecycle_member: emfile wants a small RLIMIT_NOFILE, has %lu\n", (unsigned long)limit.rlim_cur);
+    exit(8);
+  }
   while (open("/dev/null", O_RDONLY) >= 0) {
   }
+  if (errno != EMFILE) die("open until the fd limit");
   long failures = 0;
   while (!g_stop) {
     int c = accept(listener, NULL, NULL);

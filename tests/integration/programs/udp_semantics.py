@@ -15,6 +15,7 @@ import termios
 import zlib
 
 IP_PKTINFO = 8
+RECEIVE_BUFFER = 256 * 1024
 MSG_TRUNC = 0x20
 
 
@@ -27,6 +28,10 @@ def main():
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # Room for the BIG check's 65,507-byte datagram whatever the host's
+    # net.core.rmem_default (the kernel caps this at rmem_max).
+    if s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     if family == socket.AF_INET:
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     else:
