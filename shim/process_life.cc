@@ -11,6 +11,7 @@
 
 #include "link_watcher.h"
 #include "member_table.h"
+#include "program_exec.h"
 #include "real_calls.h"
 #include "settings.h"
 
@@ -41,8 +42,35 @@ void AfterForkInParent() {
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
 }
 
+void MarkCandidate(int fd) {
+  if (static_cast<unsigned>(fd) >= kCandidateFds) return;
+  g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
+  g_have_candidates = 1;
+}
+
+// Round trips other threads of the parent had under way do not exist here:
+// the child keeps what they had committed before the fork. A member being
+// recognised goes back to being an inherited channel.
+void SettleRoundTripsInChild() {
+  ForEachMember([](Member* m) {
+    if (!m->busy) return;
+    m->busy = 0;
+    if (m->abandoned) {
+      ReleaseMember(m);
+    } else if (m->state == MemberState::kAttaching) {
+      int fd = FindProgramFd(m);
+      if (fd >= 0) {
+        UnmapFd(fd);
+        MarkCandidate(fd);
+      }
+      ReleaseMember(m);
+    }
+  });
+}
+
 void AfterForkInChild() {
   ResetTableLockInChild();
+  SettleRoundTripsInChild();
   ForgetLinkWatcherAfterFork();
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
@@ -87,8 +115,7 @@ void FindInheritedChannels() {
       while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
       if (fd < 3 || fd >= kCandidateFds || fd == dir) continue;
       if (LooksLikeChannel(fd)) {
-        g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
-        g_have_candidates = 1;
+        MarkCandidate(fd);
         MarkEngaged();
       }
     }
@@ -101,6 +128,7 @@ void FindInheritedChannels() {
 void StartProcessLife() {
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
+  CaptureExecEnvironment();
   if (GetSettings().mode != Mode::kOff) FindInheritedChannels();
 }
 
@@ -119,6 +147,16 @@ void ForgetInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) < kCandidateFds) {
     __atomic_fetch_and(&g_candidate_bits[fd / 8], static_cast<uint8_t>(~(1u << (fd % 8))), __ATOMIC_RELAXED);
   }
+}
+
+bool InheritedChannelSurvivesExec() {
+  if (!__atomic_load_n(&g_have_candidates, __ATOMIC_RELAXED)) return false;
+  for (int fd = 0; fd < kCandidateFds; ++fd) {
+    if (!MaybeInheritedChannel(fd)) continue;
+    int flags = Real().fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) return true;
+  }
+  return false;
 }
 
 }  // namespace reuseport::shim

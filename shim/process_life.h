@@ -3,12 +3,17 @@
 // fork: the table lock is taken around fork() with signals blocked, so a
 // child never inherits it held and a signal handler that calls close() during
 // fork() cannot deadlock; the child keeps every membership (its fds are
-// copies), and opens a link of its own before it next asks the broker.
+// copies), and its own link watcher (link_watcher.h) opens links of its own,
+// so the broker knows every process that holds a member, and rejoins a
+// restarted broker even if the child never calls accept() (a daemonized
+// master). Round trips other threads had under way stay the parent's.
 // vfork (and clone(CLONE_VM)): the child shares our memory until it execs, so
 // hooks in it change nothing and just call libc.
 // exec: a listener the program passes on (no FD_CLOEXEC) is a member's channel;
-// the new image's shim finds such fds at start and asks the broker which
-// member each belongs to the first time the program uses it.
+// the exec family keeps the shim in the new image whatever environment the
+// program passes (program_exec.h); the new image's shim finds such fds at
+// start and asks the broker which member each belongs to the first time the
+// program uses it.
 #ifndef REUSEPORT_SHIM_PROCESS_LIFE_H_
 #define REUSEPORT_SHIM_PROCESS_LIFE_H_
 
@@ -25,6 +30,8 @@ bool InVforkChild();
 // The fds inherited across exec that may be member channels (cheap check).
 bool MaybeInheritedChannel(int fd);
 void ForgetInheritedChannel(int fd);
+// True if an inherited channel not used yet would pass on to a next exec.
+bool InheritedChannelSurvivesExec();
 
 }  // namespace reuseport::shim
 

@@ -10,6 +10,15 @@
  *   prefork        bind+listen, then fork 3 workers that accept (ids ID.w0..)
  *   exec-handoff   bind+listen, then exec itself with --inherited-fd N; the new
  *                  image checks getsockname/getsockopt on the fd, then serves
+ *   exec-bare-env  the same, but execve() with an empty environment (nginx's
+ *                  binary upgrade passes only the variables its `env` lines name)
+ *   prefork-reload bind+listen, daemonize (the process that bound exits once
+ *                  the daemon is ready), fork 2 workers; the master keeps the
+ *                  listener and never accepts (nginx's `daemon on` master, whose
+ *                  shim never needed a thread of its own). SIGHUP: fork 2 new
+ *                  workers, then end the old ones (a reload). After start and
+ *                  after each reload it writes "<master> <w0> <w1>\n" to
+ *                  <ready-file>.pids (renamed into place)
  *   vfork-close    vfork a child that closes every fd 3..1023 and exits; serve
  *   daemonize      fork; the parent exits; the child setsid()s, closes every
  *                  fd it does not know (3..1023 except its listener), serves
@@ -169,6 +178,91 @@ static void prefork(int listener) {
   while (!g_stop) pause();
   for (int i = 0; i < 3; ++i) kill(workers[i], SIGTERM);
   for (int i = 0; i < 3; ++i) waitpid(workers[i], NULL, 0);
+}
+
+static volatile sig_atomic_t g_reload = 0;
+
+static void on_hup(int sig) {
+  (void)sig;
+  g_reload = 1;
+}
+
+/* Accepts only once poll() says a connection is there, as nginx's workers
+ * (epoll) do: a worker the broker gives nothing never calls accept(). */
+static void serve_polled(int listener, const char *id) {
+  struct pollfd p = {listener, POLLIN, 0};
+  while (!g_stop) {
+    if (poll(&p, 1, -1) != 1) continue;
+    int c = accept(listener, NULL, NULL);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      die("accept");
+    }
+    serve_one(c, id);
+    close(c);
+  }
+}
+
+static pid_t start_worker(int listener, int generation, int i) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    char id[64];
+    snprintf(id, sizeof(id), "%s.g%dw%d", g_id, generation, i);
+    install_term();
+    serve_polled(listener, id);
+    _exit(0);
+  }
+  return pid;
+}
+
+static void write_pids(pid_t w0, pid_t w1) {
+  char path[4096], tmp[4200];
+  snprintf(path, sizeof(path), "%s.pids", g_ready);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE *f = fopen(tmp, "we");
+  if (f == NULL) die("fopen(pids)");
+  fprintf(f, "%d %d %d\n", (int)getpid(), (int)w0, (int)w1);
+  fclose(f);
+  if (rename(tmp, path) != 0) die("rename(pids)");
+}
+
+static void prefork_reload(int listener) {
+  int told[2];
+  if (pipe(told) != 0) die("pipe");
+  pid_t daemon = fork();
+  if (daemon < 0) die("fork");
+  if (daemon > 0) {
+    char c;
+    close(told[1]);
+    _exit(read(told[0], &c, 1) == 1 ? 0 : 7);
+  }
+  close(told[0]);
+  setsid();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, NULL);
+  int generation = 0;
+  pid_t w[2];
+  for (int i = 0; i < 2; ++i) w[i] = start_worker(listener, generation, i);
+  write_pids(w[0], w[1]);
+  ready(listener);
+  if (write(told[1], "r", 1) != 1) die("write");
+  close(told[1]);
+  while (!g_stop) {
+    pause();
+    if (!g_reload) continue;
+    g_reload = 0;
+    ++generation;
+    pid_t old[2] = {w[0], w[1]};
+    for (int i = 0; i < 2; ++i) w[i] = start_worker(listener, generation, i);
+    for (int i = 0; i < 2; ++i) kill(old[i], SIGTERM);
+    for (int i = 0; i < 2; ++i) waitpid(old[i], NULL, 0);
+    write_pids(w[0], w[1]);
+  }
+  for (int i = 0; i < 2; ++i) kill(w[i], SIGTERM);
+  for (int i = 0; i < 2; ++i) waitpid(w[i], NULL, 0);
 }
 
 static void vfork_close(int listener) {
@@ -358,14 +452,21 @@ int main(int argc, char **argv) {
   int listener = open_listener(port);
   if (strcmp(scenario, "prefork") == 0) {
     prefork(listener);
-  } else if (strcmp(scenario, "exec-handoff") == 0) {
+  } else if (strcmp(scenario, "exec-handoff") == 0 || strcmp(scenario, "exec-bare-env") == 0) {
     char fd_text[16], port_text[16];
     snprintf(fd_text, sizeof(fd_text), "%d", listener);
     snprintf(port_text, sizeof(port_text), "%u", port_of(listener));
-    char *args[] = {argv[0], "--scenario", "exec-handoff", "--port", port_text, "--id", (char *)g_id,
+    char *args[] = {argv[0], "--scenario", (char *)scenario, "--port", port_text, "--id", (char *)g_id,
                     "--ready-file", (char *)g_ready, "--log", (char *)g_log_path, "--inherited-fd", fd_text, NULL};
+    if (strcmp(scenario, "exec-bare-env") == 0) {
+      char *empty[] = {NULL};
+      execve("/proc/self/exe", args, empty);
+      die("execve");
+    }
     execv("/proc/self/exe", args);
     die("execv");
+  } else if (strcmp(scenario, "prefork-reload") == 0) {
+    prefork_reload(listener);
   } else if (strcmp(scenario, "vfork-close") == 0) {
     vfork_close(listener);
   } else if (strcmp(scenario, "daemonize") == 0) {
