@@ -1,6 +1,7 @@
 #include "process_life.h"
 
 #include <dirent.h>
+#include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,9 +22,11 @@ namespace {
 
 pid_t g_owner_pid = 0;  // the process whose memory this is
 
-// Candidates for inherited channels, fds below 1024 (listeners passed across
-// exec are low-numbered). Null when there are none, the usual case.
-constexpr int kCandidateFds = 1024;
+// Candidates for inherited or received channels. Listeners passed across exec
+// are low-numbered, so only fds below 1024 are looked at when a new image
+// starts; received fds may be anywhere the table tracks.
+constexpr int kCandidateFds = kMaxTrackedFd;
+constexpr int kInheritedScanFds = 1024;
 uint8_t g_candidate_bits[kCandidateFds / 8];
 int g_have_candidates = 0;
 
@@ -113,7 +116,7 @@ void FindInheritedChannels() {
       const char* p = d->d_name;
       if (*p < '0' || *p > '9') continue;
       while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
-      if (fd < 3 || fd >= kCandidateFds || fd == dir) continue;
+      if (fd < 3 || fd >= kInheritedScanFds || fd == dir) continue;
       if (LooksLikeChannel(fd)) {
         MarkCandidate(fd);
         MarkEngaged();
@@ -146,6 +149,23 @@ bool MaybeInheritedChannel(int fd) {
 void ForgetInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) < kCandidateFds) {
     __atomic_fetch_and(&g_candidate_bits[fd / 8], static_cast<uint8_t>(~(1u << (fd % 8))), __ATOMIC_RELAXED);
+  }
+}
+
+void NoteReceivedChannels(const struct msghdr* msg) {
+  if (GetSettings().mode == Mode::kOff || InVforkChild()) return;
+  struct msghdr copy = *msg;  // CMSG_NXTHDR reads only the control buffer and its length
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&copy); c != nullptr; c = CMSG_NXTHDR(&copy, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (fd >= 0 && fd < kCandidateFds && LookupMember(fd) == nullptr && LooksLikeChannel(fd)) {
+        MarkCandidate(fd);
+        MarkEngaged();
+      }
+    }
   }
 }
 

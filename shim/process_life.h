@@ -17,6 +17,7 @@
 #ifndef REUSEPORT_SHIM_PROCESS_LIFE_H_
 #define REUSEPORT_SHIM_PROCESS_LIFE_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 namespace reuseport::shim {
@@ -27,8 +28,16 @@ void StartProcessLife();
 // True in a child that shares the shim's memory with its parent (vfork).
 bool InVforkChild();
 
-// The fds inherited across exec that may be member channels (cheap check).
+// The fds inherited across exec, or received from another process
+// (SCM_RIGHTS), that may be member channels (cheap check).
 bool MaybeInheritedChannel(int fd);
+
+// A listener handed over by SCM_RIGHTS (haproxy -x, or its master-worker
+// reload) is, on the kernel, the same socket in the same reuseport group: the
+// receiver takes it over and the group does not grow. Here it is a member's
+// channel, so received fds that look like channels become candidates, and
+// the first use attaches this process to that member (RP_OP_ATTACH).
+void NoteReceivedChannels(const struct msghdr* msg);
 void ForgetInheritedChannel(int fd);
 // True if an inherited channel not used yet would pass on to a next exec.
 bool InheritedChannelSurvivesExec();

@@ -12,6 +12,11 @@
  *                  image checks getsockname/getsockopt on the fd, then serves
  *   exec-bare-env  the same, but execve() with an empty environment (nginx's
  *                  binary upgrade passes only the variables its `env` lines name)
+ *   scm-handoff    bind+listen, then start a new image of itself (fork+exec,
+ *                  the listener close-on-exec) and hand it the listener over
+ *                  a Unix socket with SCM_RIGHTS, as haproxy -x does; the new
+ *                  image checks getsockname/getsockopt on the fd it received,
+ *                  serves, and the old one exits once it is ready
  *   prefork-reload bind+listen, daemonize (the process that bound exits once
  *                  the daemon is ready), fork 2 workers; the master keeps the
  *                  listener and never accepts (nginx's `daemon on` master, whose
@@ -423,10 +428,69 @@ static void dup_close(int listener) {
   serve(high, g_id);
 }
 
+static void scm_handoff(int listener, char **argv) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) die("socketpair");
+  if (fcntl(listener, F_SETFD, FD_CLOEXEC) != 0) die("F_SETFD");
+  fcntl(pair[0], F_SETFD, FD_CLOEXEC);
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    char fd_text[16];
+    snprintf(fd_text, sizeof(fd_text), "%d", pair[1]);
+    char *args[] = {argv[0], "--scenario", "scm-handoff", "--id", (char *)g_id, "--ready-file", (char *)g_ready,
+                    "--log", (char *)g_log_path, "--receive-from", fd_text, NULL};
+    execv("/proc/self/exe", args);
+    die("execv");
+  }
+  close(pair[1]);
+  char byte = 'L';
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  memset(control, 0, sizeof(control));
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &listener, sizeof(int));
+  if (sendmsg(pair[0], &msg, 0) != 1) die("sendmsg");
+  /* The new image says when it serves; then the old one goes, as haproxy's does. */
+  if (read(pair[0], &byte, 1) != 1) _exit(7);
+  close(listener);
+  _exit(0);
+}
+
+static int receive_listener(int from) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (recvmsg(from, &msg, 0) != 1) die("recvmsg");
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (c == NULL || c->cmsg_type != SCM_RIGHTS) {
+    fprintf(stderr, "lifecycle_member: no fd received\n");
+    exit(6);
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
 int main(int argc, char **argv) {
   const char *scenario = NULL;
   unsigned port = 0;
-  int inherited = -1;
+  int inherited = -1, receive_from = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--scenario") == 0) scenario = argv[i + 1];
     else if (strcmp(argv[i], "--port") == 0) port = (unsigned)atoi(argv[i + 1]);
@@ -434,6 +498,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--ready-file") == 0) g_ready = argv[i + 1];
     else if (strcmp(argv[i], "--log") == 0) g_log_path = argv[i + 1];
     else if (strcmp(argv[i], "--inherited-fd") == 0) inherited = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--receive-from") == 0) receive_from = atoi(argv[i + 1]);
   }
   if (scenario == NULL || g_ready == NULL || g_log_path == NULL) {
     fprintf(stderr, "usage: lifecycle_member --scenario NAME --port P --id ID --ready-file F --log L\n");
@@ -447,6 +512,16 @@ int main(int argc, char **argv) {
     port_of(inherited);
     ready(inherited);
     serve(inherited, g_id);
+    return 0;
+  }
+  if (receive_from >= 0) {
+    /* The new image of scm-handoff: match the received fd as haproxy does. */
+    int fd = receive_listener(receive_from);
+    check_listener(fd);
+    ready(fd);
+    if (write(receive_from, "r", 1) != 1) die("write");
+    close(receive_from);
+    serve(fd, g_id);
     return 0;
   }
   int listener = open_listener(port);
@@ -465,6 +540,8 @@ int main(int argc, char **argv) {
     }
     execv("/proc/self/exe", args);
     die("execv");
+  } else if (strcmp(scenario, "scm-handoff") == 0) {
+    scm_handoff(listener, argv);
   } else if (strcmp(scenario, "prefork-reload") == 0) {
     prefork_reload(listener);
   } else if (strcmp(scenario, "vfork-close") == 0) {
