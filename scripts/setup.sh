@@ -10,7 +10,7 @@ packages=(
   libabsl-dev libseccomp-dev libgtest-dev
   python3 iproute2 util-linux procps curl
   nginx-light dnsmasq-base bind9-dnsutils
-  haproxy unbound python3-gunicorn
+  haproxy unbound python3-gunicorn openssl
   manpages-dev
   clang libclang-rt-14-dev llvm-14
 )
