@@ -16,6 +16,7 @@
 #include "broker_link.h"
 #include "member_attach.h"
 #include "member_table.h"
+#include "process_life.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
@@ -189,6 +190,7 @@ void* Watch(void*) {
   bool told = false;
   for (;;) {
     OpenOwnLinks(me);
+    AttachInheritedChannels();  // those a broker could not take yet
     int n = 0, orphans = 0;
     {
       TableLock lock;

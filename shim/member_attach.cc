@@ -19,15 +19,20 @@ namespace reuseport::shim {
 namespace {
 
 // Sends ATTACH for `channel` on a new link. On success returns the link and
-// leaves the reply (fds [channel_peer, group socket]) in *reply.
-int Attach(int channel, BrokerReply* reply) {
+// leaves the reply (fds [channel_peer, group socket]) in *reply. On failure
+// *unreachable says whether no broker answered (rather than "not a member").
+int Attach(int channel, BrokerReply* reply, bool* unreachable = nullptr) {
+  if (unreachable != nullptr) *unreachable = false;
   int link = ConnectBroker();
   if (link < 0) {
     WarnBrokerUnreachable(errno);
+    if (unreachable != nullptr) *unreachable = true;
     return -1;
   }
-  if (CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply) != 0 || reply->header.status != 0 ||
-      reply->fd_count != 2 || reply->payload_size != sizeof(rp_member_reply)) {
+  int call = CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply);
+  if (call != 0 && unreachable != nullptr) *unreachable = true;
+  if (call != 0 || reply->header.status != 0 || reply->fd_count != 2 ||
+      reply->payload_size != sizeof(rp_member_reply)) {
     CloseReplyFds(reply);
     Real().close(link);
     return -1;
@@ -58,16 +63,20 @@ Member* AttachInheritedChannel(int fd) {
   BeginRoundTrip(m);
   lock.Release();
   BrokerReply reply;
-  int link = Attach(fd, &reply);
+  bool unreachable = false;
+  int link = Attach(fd, &reply, &unreachable);
   lock.Acquire();
   if (!EndRoundTrip(m)) {  // the program closed fd while we asked
     CloseReplyFds(&reply);
     if (link >= 0) Real().close(link);
     return nullptr;
   }
-  if (link < 0) {  // not a member's channel, or no broker: an ordinary fd of the program's
+  if (link < 0) {
+    // Not a member's channel: an ordinary fd of the program's. No broker:
+    // ask again later (the link watcher does, or the next use).
     UnmapFd(fd);
     ReleaseMember(m);
+    if (unreachable) RestoreInheritedChannel(fd);
     return nullptr;
   }
   const rp_member_reply& r = reply.payload.member;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "link_watcher.h"
+#include "member_attach.h"
 #include "member_table.h"
 #include "program_exec.h"
 #include "real_calls.h"
@@ -132,7 +133,17 @@ void StartProcessLife() {
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
   CaptureExecEnvironment();
-  if (GetSettings().mode != Mode::kOff) FindInheritedChannels();
+  if (GetSettings().mode == Mode::kOff) return;
+  FindInheritedChannels();
+  // The watcher attaches them (AttachInheritedChannels) without waiting for
+  // the program to use them.
+  if (g_have_candidates) EnsureLinkWatcher();
+}
+
+void AttachInheritedChannels() {
+  for (int fd = 3; fd < kInheritedScanFds; ++fd) {
+    if (MaybeInheritedChannel(fd)) AttachInheritedChannel(fd);
+  }
 }
 
 bool InVforkChild() {
@@ -145,6 +156,8 @@ bool MaybeInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) >= kCandidateFds) return false;
   return (__atomic_load_n(&g_candidate_bits[fd / 8], __ATOMIC_RELAXED) >> (fd % 8)) & 1;
 }
+
+void RestoreInheritedChannel(int fd) { MarkCandidate(fd); }
 
 void ForgetInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) < kCandidateFds) {

@@ -39,6 +39,14 @@ bool MaybeInheritedChannel(int fd);
 // the first use attaches this process to that member (RP_OP_ATTACH).
 void NoteReceivedChannels(const struct msghdr* msg);
 void ForgetInheritedChannel(int fd);
+// A candidate whose attach could not reach the broker stays one.
+void RestoreInheritedChannel(int fd);
+// Attaches every channel inherited across exec that the program has not used
+// yet (the link watcher does this when it starts): a new image that only
+// waits in epoll for its listener is a holder too, and must rejoin a
+// restarted broker like any other. Round trips; call without TableLock.
+void AttachInheritedChannels();
+
 // True if an inherited channel not used yet would pass on to a next exec.
 bool InheritedChannelSurvivesExec();
 

@@ -278,5 +278,28 @@ TEST_F(BrokerRestartTest, PreforkMasterThatNeverAcceptsRejoinsAndAReloadLosesNot
   }
 }
 
+// A new program image that inherited a listener and waits in poll() for a
+// connection holds the member as much as its old image did: it rejoins a
+// restarted broker without having used the fd.
+TEST_F(BrokerRestartTest, ExecdImageThatOnlyPollsRejoins) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  MemberOptions idle = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", "exec-idle"}, "idle",
+                                     dir_.path(), *broker);
+  absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup({std::move(idle)});
+  ASSERT_TRUE(members.ok()) << members.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok());
+  ASSERT_TRUE(broker->process().Signal(SIGKILL).ok());
+  ASSERT_TRUE(broker->process().Wait(absl::Seconds(10)).ok());
+  broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok()) << (*members)[0].process.ReadStderr();
+  TcpLoadOptions o;
+  o.port = (*members)[0].port;
+  o.connections = 200;
+  TcpLoadResult r = RunTcpLoad(o);
+  EXPECT_EQ(r.successes, 200) << r.Summary();
+}
+
 }  // namespace
 }  // namespace reuseport::testing

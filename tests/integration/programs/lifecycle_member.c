@@ -12,6 +12,9 @@
  *                  image checks getsockname/getsockopt on the fd, then serves
  *   exec-bare-env  the same, but execve() with an empty environment (nginx's
  *                  binary upgrade passes only the variables its `env` lines name)
+ *   exec-idle      the same as exec-handoff, but the new image touches the fd
+ *                  only with poll() until a connection comes (its port comes
+ *                  from the command line)
  *   scm-handoff    bind+listen, then start a new image of itself (fork+exec,
  *                  the listener close-on-exec) and hand it the listener over
  *                  a Unix socket with SCM_RIGHTS, as haproxy -x does; the new
@@ -506,6 +509,11 @@ int main(int argc, char **argv) {
   }
   install_term();
   g_log = open_request_log(g_log_path);
+  if (inherited >= 0 && strcmp(scenario, "exec-idle") == 0) {
+    write_ready_file(g_ready, port);
+    serve_polled(inherited, g_id);
+    return 0;
+  }
   if (inherited >= 0) {
     /* The new image after exec: learn about the inherited fd as nginx does. */
     check_listener(inherited);
@@ -527,7 +535,8 @@ int main(int argc, char **argv) {
   int listener = open_listener(port);
   if (strcmp(scenario, "prefork") == 0) {
     prefork(listener);
-  } else if (strcmp(scenario, "exec-handoff") == 0 || strcmp(scenario, "exec-bare-env") == 0) {
+  } else if (strcmp(scenario, "exec-handoff") == 0 || strcmp(scenario, "exec-bare-env") == 0 ||
+             strcmp(scenario, "exec-idle") == 0) {
     char fd_text[16], port_text[16];
     snprintf(fd_text, sizeof(fd_text), "%d", listener);
     snprintf(port_text, sizeof(port_text), "%u", port_of(listener));
