@@ -46,10 +46,12 @@ void AfterForkInParent() {
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
 }
 
+// Atomic: a program thread receiving fds and the link watcher attaching
+// them touch the bits at the same time.
 void MarkCandidate(int fd) {
   if (static_cast<unsigned>(fd) >= kCandidateFds) return;
-  g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
-  g_have_candidates = 1;
+  __atomic_fetch_or(&g_candidate_bits[fd / 8], static_cast<uint8_t>(1u << (fd % 8)), __ATOMIC_RELAXED);
+  __atomic_store_n(&g_have_candidates, 1, __ATOMIC_RELAXED);
 }
 
 // Round trips other threads of the parent had under way do not exist here:
