@@ -257,17 +257,30 @@ void* Watch(void*) {
   return nullptr;
 }
 
-// Runs in a forked child, registered once the process has members (so after
-// the fork handlers of the libraries it had loaded by then, such as a malloc
-// that must be unlocked before a thread can start): a process that holds
-// members gets its own watcher, whether or not it ever calls accept().
-void StartWatcherInChild() {
+// A process that holds members gets its own watcher, whether or not it ever
+// calls accept().
+void StartWatcherIfHolding() {
   bool holds = false;
   {
     TableLock lock;
     ForEachMember([&](Member* m) { holds = holds || Settled(m); });
   }
   if (holds) EnsureLinkWatcher();
+}
+
+__thread int t_in_fork_hook = 0;  // this thread is inside the fork() hook
+int g_start_after_fork = 0;       // the child's fork() hook starts the watcher
+
+// Runs in a forked child, registered once the process has members (so after
+// the fork handlers of the libraries it had loaded by then, such as a malloc
+// that must be unlocked before a thread can start). Inside the fork() hook it
+// leaves the start to the hook, once fork() has returned.
+void StartWatcherInChild() {
+  if (t_in_fork_hook) {
+    g_start_after_fork = 1;
+    return;
+  }
+  StartWatcherIfHolding();
 }
 
 }  // namespace
@@ -298,5 +311,15 @@ void EnsureLinkWatcher() {
 }
 
 void ForgetLinkWatcherAfterFork() { __atomic_store_n(&g_running, 0, __ATOMIC_RELEASE); }
+
+void BeforeForkHook() { t_in_fork_hook = 1; }
+
+void AfterForkHook(pid_t pid) {
+  t_in_fork_hook = 0;
+  if (pid == 0 && g_start_after_fork) {
+    g_start_after_fork = 0;
+    StartWatcherIfHolding();
+  }
+}
 
 }  // namespace reuseport::shim

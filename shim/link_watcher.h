@@ -13,6 +13,8 @@
 #ifndef REUSEPORT_SHIM_LINK_WATCHER_H_
 #define REUSEPORT_SHIM_LINK_WATCHER_H_
 
+#include <sys/types.h>
+
 namespace reuseport::shim {
 
 // Starts the watcher in this process if it has none; cheap when it has.
@@ -20,6 +22,14 @@ void EnsureLinkWatcher();
 
 // A child after fork has no watcher thread until it needs one.
 void ForgetLinkWatcherAfterFork();
+
+// The fork() hook brackets the real fork with these. A child that holds
+// members starts its watcher once fork() has returned, after every fork
+// handler and any fork interceptor (a sanitizer's) has run; forks the hook
+// does not see (daemon(3) calls fork inside libc) start it from the last
+// fork handler instead.
+void BeforeForkHook();
+void AfterForkHook(pid_t pid);
 
 }  // namespace reuseport::shim
 

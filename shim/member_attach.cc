@@ -50,8 +50,9 @@ Member* AttachInheritedChannel(int fd) {
     return m->state == MemberState::kAttaching ? WaitForAttach(fd) : m;
   }
   if (!MaybeInheritedChannel(fd)) return nullptr;
-  ForgetInheritedChannel(fd);
   // Claim the fd for the round trip: a close() meanwhile abandons the claim.
+  // The fd stays a candidate until it is mapped for good or given up, so a
+  // lock-free lookup always finds one or the other.
   Member* m = AllocateMember();
   if (m == nullptr) return nullptr;
   m->state = MemberState::kAttaching;
@@ -67,16 +68,18 @@ Member* AttachInheritedChannel(int fd) {
   int link = Attach(fd, &reply, &unreachable);
   lock.Acquire();
   if (!EndRoundTrip(m)) {  // the program closed fd while we asked
+    ForgetInheritedChannel(fd);
     CloseReplyFds(&reply);
     if (link >= 0) Real().close(link);
     return nullptr;
   }
   if (link < 0) {
     // Not a member's channel: an ordinary fd of the program's. No broker:
-    // ask again later (the link watcher does, or the next use).
+    // it stays a candidate, asked for again later (the link watcher does,
+    // or the next use).
     UnmapFd(fd);
     ReleaseMember(m);
-    if (unreachable) RestoreInheritedChannel(fd);
+    if (!unreachable) ForgetInheritedChannel(fd);
     return nullptr;
   }
   const rp_member_reply& r = reply.payload.member;
@@ -107,6 +110,7 @@ Member* AttachInheritedChannel(int fd) {
   }
   MirrorInheritance(m, fd);
   __atomic_store_n(&m->state, tcp ? MemberState::kListening : MemberState::kDatagram, __ATOMIC_RELEASE);
+  ForgetInheritedChannel(fd);
   EnsureLinkWatcher();
   RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id).Str(" of group ").Uint(m->group_id).Emit();
   return m;

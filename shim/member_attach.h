@@ -22,7 +22,9 @@ inline Member* LookupMemberOrAttach(int fd) {
   if (!ShimEngaged()) return nullptr;
   Member* m = LookupMember(fd);
   if (__builtin_expect(m != nullptr, 0)) {
-    if (__builtin_expect(m->state == MemberState::kAttaching, 0)) return WaitForAttach(fd);
+    if (__builtin_expect(__atomic_load_n(&m->state, __ATOMIC_ACQUIRE) == MemberState::kAttaching, 0)) {
+      return WaitForAttach(fd);
+    }
     return m;
   }
   if (__builtin_expect(MaybeInheritedChannel(fd), 0)) return AttachInheritedChannel(fd);

@@ -62,7 +62,9 @@ void MarkEngaged() { __atomic_store_n(&g_engaged, 1, __ATOMIC_RELEASE); }
 Member* LookupMember(int fd) {
   uint16_t* slots = __atomic_load_n(&g_slots, __ATOMIC_ACQUIRE);
   if (__builtin_expect(slots == nullptr, 1) || static_cast<unsigned>(fd) >= kMaxTrackedFd) return nullptr;
-  uint16_t v = __atomic_load_n(&slots[fd], __ATOMIC_RELAXED);
+  // Acquire: the member was filled in before MapFd published it, possibly by
+  // another thread (the link watcher attaching an inherited channel).
+  uint16_t v = __atomic_load_n(&slots[fd], __ATOMIC_ACQUIRE);
   if (v == 0 || (v & kPrivateBit)) return nullptr;
   return &g_members[v - 1];
 }

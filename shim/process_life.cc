@@ -1,6 +1,9 @@
 #include "process_life.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,7 +16,9 @@
 #include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
+#include "exported_hooks.h"
 #include "program_exec.h"
+#include "raw_log.h"
 #include "real_calls.h"
 #include "settings.h"
 
@@ -148,6 +153,26 @@ void AttachInheritedChannels() {
   }
 }
 
+pid_t Fork() {
+  // Resolved here, not in real_calls: only this hook calls it.
+  static pid_t (*real_fork)() = nullptr;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] {
+    void* fn = dlsym(RTLD_NEXT, "fork");
+    if (fn == nullptr || fn == reinterpret_cast<void*>(&::fork)) {
+      RawLog(kLogError).Str("cannot resolve fork").Emit();
+      abort();
+    }
+    real_fork = reinterpret_cast<pid_t (*)()>(fn);
+  });
+  BeforeForkHook();
+  pid_t pid = real_fork();
+  int err = errno;
+  AfterForkHook(pid);
+  errno = err;
+  return pid;
+}
+
 bool InVforkChild() {
   pid_t owner = __atomic_load_n(&g_owner_pid, __ATOMIC_RELAXED);
   return owner != 0 && static_cast<pid_t>(syscall(SYS_getpid)) != owner;
@@ -158,8 +183,6 @@ bool MaybeInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) >= kCandidateFds) return false;
   return (__atomic_load_n(&g_candidate_bits[fd / 8], __ATOMIC_RELAXED) >> (fd % 8)) & 1;
 }
-
-void RestoreInheritedChannel(int fd) { MarkCandidate(fd); }
 
 void ForgetInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) < kCandidateFds) {

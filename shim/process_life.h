@@ -3,10 +3,12 @@
 // fork: the table lock is taken around fork() with signals blocked, so a
 // child never inherits it held and a signal handler that calls close() during
 // fork() cannot deadlock; the child keeps every membership (its fds are
-// copies), and its own link watcher (link_watcher.h) opens links of its own,
-// so the broker knows every process that holds a member, and rejoins a
-// restarted broker even if the child never calls accept() (a daemonized
-// master). Round trips other threads had under way stay the parent's.
+// copies), and its own link watcher (link_watcher.h), started once fork()
+// returns (the fork hook) or from the last fork handler (forks inside libc,
+// such as daemon(3)'s), opens links of its own, so the broker knows every
+// process that holds a member, and rejoins a restarted broker even if the
+// child never calls accept() (a daemonized master). Round trips other
+// threads had under way stay the parent's.
 // vfork (and clone(CLONE_VM)): the child shares our memory until it execs, so
 // hooks in it change nothing and just call libc.
 // exec: a listener the program passes on (no FD_CLOEXEC) is a member's channel;
@@ -25,6 +27,10 @@ namespace reuseport::shim {
 // Runs from the shim's constructor.
 void StartProcessLife();
 
+// fork(): the real one, with the link watcher started in a child that holds
+// members once it has returned (link_watcher.h).
+pid_t Fork();
+
 // True in a child that shares the shim's memory with its parent (vfork).
 bool InVforkChild();
 
@@ -39,8 +45,6 @@ bool MaybeInheritedChannel(int fd);
 // the first use attaches this process to that member (RP_OP_ATTACH).
 void NoteReceivedChannels(const struct msghdr* msg);
 void ForgetInheritedChannel(int fd);
-// A candidate whose attach could not reach the broker stays one.
-void RestoreInheritedChannel(int fd);
 // Attaches every channel inherited across exec that the program has not used
 // yet (the link watcher does this when it starts): a new image that only
 // waits in epoll for its listener is a holder too, and must rejoin a

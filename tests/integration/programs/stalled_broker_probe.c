@@ -31,10 +31,11 @@
 #include "ready_file.h"
 
 static unsigned g_port;
-static volatile pid_t g_tid;
-static volatile int g_bind_errno = -1;
-static volatile long g_bind_ms = -1;
-static volatile sig_atomic_t g_signalled = 0;
+/* Written by the binding thread, read by the main one: atomics. */
+static pid_t g_tid;
+static int g_bind_errno = -1;
+static long g_bind_ms = -1;
+static int g_signalled = 0; /* set by the handler in the binding thread */
 
 static long now_ms(void) {
   struct timespec ts;
@@ -66,18 +67,18 @@ static struct sockaddr_in loopback(unsigned port) {
 
 static void on_signal(int sig) {
   (void)sig;
-  g_signalled = 1;
+  __atomic_store_n(&g_signalled, 1, __ATOMIC_RELEASE);
 }
 
 static void *binder(void *arg) {
   (void)arg;
-  g_tid = (pid_t)syscall(SYS_gettid);
+  __atomic_store_n(&g_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
   int fd = shared_socket();
   struct sockaddr_in a = loopback(g_port);
   long start = now_ms();
   int r = bind(fd, (struct sockaddr *)&a, sizeof(a));
-  g_bind_errno = r == 0 ? 0 : errno;
-  g_bind_ms = now_ms() - start;
+  __atomic_store_n(&g_bind_errno, r == 0 ? 0 : errno, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_bind_ms, now_ms() - start, __ATOMIC_RELEASE);
   close(fd);
   return NULL;
 }
@@ -133,12 +134,14 @@ int main(int argc, char **argv) {
   pthread_t thread;
   if (pthread_create(&thread, NULL, binder, NULL) != 0) die("pthread_create");
   int seen = 0;
-  for (int i = 0; i < 10000 && !seen && g_bind_ms < 0; ++i) {
-    if (g_tid != 0) seen = waiting_in_poll(g_tid);
+  for (int i = 0; i < 10000 && !seen && __atomic_load_n(&g_bind_ms, __ATOMIC_ACQUIRE) < 0; ++i) {
+    pid_t tid = __atomic_load_n(&g_tid, __ATOMIC_ACQUIRE);
+    if (tid != 0) seen = waiting_in_poll(tid);
     if (!seen) usleep(1000);
   }
   if (!seen) {
-    fprintf(stderr, "stalled_broker_probe: the binding thread never waited in poll (bind took %ld ms)\n", g_bind_ms);
+    fprintf(stderr, "stalled_broker_probe: the binding thread never waited in poll (bind took %ld ms)\n",
+            __atomic_load_n(&g_bind_ms, __ATOMIC_ACQUIRE));
     return 5;
   }
   long t = now_ms();
@@ -154,8 +157,8 @@ int main(int argc, char **argv) {
 
   t = now_ms();
   pthread_kill(thread, SIGUSR1);
-  for (int i = 0; i < 10000 && !g_signalled; ++i) usleep(1000);
-  long signal_ms = g_signalled ? now_ms() - t : -1;
+  for (int i = 0; i < 10000 && !__atomic_load_n(&g_signalled, __ATOMIC_ACQUIRE); ++i) usleep(1000);
+  long signal_ms = __atomic_load_n(&g_signalled, __ATOMIC_ACQUIRE) ? now_ms() - t : -1;
 
   pthread_join(thread, NULL);
   FILE *out = fopen(report, "we");
