@@ -8,10 +8,10 @@ hopes.
 """
 import json
 import os
+import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -97,15 +97,6 @@ def children(pid):
     return sorted(out)
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        return stat[stat.rfind(")") + 2] != "Z"
-    except OSError:
-        return False
-
-
 def catches(pid, signo):
     """True once pid has a handler for signo (a signal sent earlier may be lost)."""
     try:
@@ -150,7 +141,6 @@ class Broker:
         ready = b""
         deadline = time.monotonic() + 15
         while b"READY=1" not in ready and time.monotonic() < deadline:
-            import select
             rl, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
             if not rl:
                 break

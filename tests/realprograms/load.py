@@ -5,6 +5,7 @@ A Load runs in threads until stop() or until `limit` requests were made;
 every request has a timeout, so a run always ends.
 """
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -87,7 +88,6 @@ def http_get(port, host="127.0.0.1", path="/", timeout=5.0, tls=False):
                 s.connect((host, port))
                 conn = s
                 if tls:
-                    import ssl
                     ctx = ssl.create_default_context()
                     ctx.check_hostname = False
                     ctx.verify_mode = ssl.CERT_NONE

@@ -4,7 +4,7 @@ restarted or handed off around them."""
 import os
 import signal
 
-from harness import EMULATED, ScenarioError, children, ipv6_loopback, port_answers, read_pid, wait_until
+from harness import ScenarioError, children, ipv6_loopback, port_answers, read_pid, wait_until
 from load import Load, http_get
 
 NGINX = "/usr/sbin/nginx"
@@ -83,10 +83,6 @@ class Nginx:
 
     def errors(self):
         return self.world.log("nginx") + open(self.world.path("error.log"), errors="replace").read()[-2000:]
-
-
-def load_for(port, ipv6=False):
-    return Load(http_get(port), concurrency=4, limit=4000)
 
 
 def run_with_load(world, nginx, action, before=100, after=100):

@@ -1,12 +1,11 @@
 """haproxy 2.6, unbound, gunicorn, Python asyncio and a program that never
 asks for SO_REUSEPORT (shared with reuseport-run --ports)."""
 import os
-import shutil
 import signal
 import subprocess
 import sys
 
-from harness import ScenarioError, alive, catches, children, port_answers, read_pid, wait_until
+from harness import ScenarioError, catches, children, port_answers, read_pid, wait_until
 from load import Load, dns_query, http_get, udp_echo
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -185,10 +184,7 @@ def unbound(world, port):
     for i in range(2):
         world.start([UNBOUND, "-d", "-c", unbound_config(world, port, i)], f"unbound{i}")
     world.wait_members(4, 20)  # each copy: a UDP and a TCP socket on the port
-    load = Load(dns_query(port, "www.reuseport.test"), concurrency=8).run(600)
-    if not any("192.0.2" in x for x in [""]):
-        pass
-    return load
+    return Load(dns_query(port, "www.reuseport.test"), concurrency=8).run(600)
 
 
 # ---- gunicorn, asyncio, --ports ----
