@@ -10,7 +10,9 @@
 namespace rs = reuseport::shim;
 
 // glibc declares execl's first argument non-null; programs pass null anyway.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wnonnull-compare"
+#endif
 
 int execve(const char* path, char* const argv[], char* const envp[]) noexcept { return rs::Execve(path, argv, envp); }
 int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept { return rs::Execvpe(file, argv, envp); }
