@@ -52,6 +52,23 @@ std::vector<const Group*> SortedGroups(const Registry& registry) {
 
 uint64_t Handled(const Member& m) { return m.connections + m.datagrams; }
 
+// Who holds a member now: the process behind each of its links, oldest first
+// (every process that holds a member has a link of its own: the shim of a
+// forked child or an exec'd image opens one). A member between links (a
+// moment after its creator's link closed) shows its creator.
+struct Holder {
+  pid_t pid;
+  uid_t uid;
+  const std::string* command;
+};
+
+std::vector<Holder> HoldersOf(const Member& m) {
+  std::vector<Holder> out;
+  for (const Link* link : m.links) out.push_back({link->identity.creds.pid, link->identity.creds.uid, &link->command});
+  if (out.empty()) out.push_back({m.creds.pid, m.creds.uid, &m.command});
+  return out;
+}
+
 // "tcp 0.0.0.0:8080" and nothing more: another user's group, as `ss -ltn` shows it.
 std::string OtherUsersGroupText(const Group& g) {
   return absl::StrFormat("\n%s %s  (another user's group)\n", ProtocolName(g.protocol), FormatAddress(g.address));
@@ -94,9 +111,15 @@ std::string RenderText(const StatusSources& s, const StatusViewer& viewer) {
     for (const auto& m : g->members) {
       double share = total == 0 ? 0.0 : 100.0 * static_cast<double>(Handled(*m)) / static_cast<double>(total);
       int64_t queued = g->protocol == RP_PROTO_TCP ? QueuedConnections(*m) : QueuedBytes(*m);
-      absl::StrAppendFormat(&out, "  %-8d %-8d %-6d %-16s %-10s %6.1f%% %8d %8d %8d\n", m->id, m->creds.pid, m->creds.uid,
-                            m->command, m->listening ? (g->protocol == RP_PROTO_TCP ? "listening" : "receiving") : "bound",
-                            share, Handled(*m), queued, m->dropped);
+      std::vector<Holder> holders = HoldersOf(*m);
+      absl::StrAppendFormat(&out, "  %-8d %-8d %-6d %-16s %-10s %6.1f%% %8d %8d %8d\n", m->id, holders[0].pid,
+                            holders[0].uid, *holders[0].command,
+                            m->listening ? (g->protocol == RP_PROTO_TCP ? "listening" : "receiving") : "bound", share,
+                            Handled(*m), queued, m->dropped);
+      // The other processes that hold it (forked workers, an exec'd image).
+      for (size_t h = 1; h < holders.size(); ++h) {
+        absl::StrAppendFormat(&out, "  %-8s %-8d %-6d %-16s\n", "", holders[h].pid, holders[h].uid, *holders[h].command);
+      }
     }
   }
   if (viewer.sees_everything && !s.control.refusals_by_reason.empty()) {
@@ -166,12 +189,19 @@ std::string RenderJson(const StatusSources& s, const StatusViewer& viewer) {
                           g->real->kernel_drops, g->members_joined, g->members_left);
     for (size_t j = 0; j < g->members.size(); ++j) {
       const Member& m = *g->members[j];
+      std::vector<Holder> holders = HoldersOf(m);
       absl::StrAppendFormat(&out,
-                            "%s{\"id\":%d,\"pid\":%d,\"uid\":%d,\"command\":\"%s\",\"listening\":%s,\"connections\":%d,"
+                            "%s{\"id\":%d,\"pid\":%d,\"uid\":%d,\"command\":\"%s\",\"holders\":[", j == 0 ? "" : ",",
+                            m.id, holders[0].pid, holders[0].uid, JsonEscape(*holders[0].command));
+      for (size_t h = 0; h < holders.size(); ++h) {
+        absl::StrAppendFormat(&out, "%s{\"pid\":%d,\"uid\":%d,\"command\":\"%s\"}", h == 0 ? "" : ",", holders[h].pid,
+                              holders[h].uid, JsonEscape(*holders[h].command));
+      }
+      absl::StrAppendFormat(&out,
+                            "],\"creator_pid\":%d,\"listening\":%s,\"connections\":%d,"
                             "\"datagrams\":%d,\"dropped\":%d,\"redirected_away\":%d,\"recovered\":%d,\"stolen\":%d,\"stalls\":%d,\"queued\":%d,"
                             "\"queued_bytes\":%d,\"links\":%d,\"member_seconds\":%d}",
-                            j == 0 ? "" : ",", m.id, m.creds.pid, m.creds.uid, JsonEscape(m.command),
-                            m.listening ? "true" : "false", m.connections, m.datagrams, m.dropped, m.redirected_away,
+                            m.creds.pid, m.listening ? "true" : "false", m.connections, m.datagrams, m.dropped, m.redirected_away,
                             m.recovered, m.stolen, m.stalls, g->protocol == RP_PROTO_TCP ? QueuedConnections(m) : 0, QueuedBytes(m),
                             m.links.size(), (now - m.joined_ms) / 1000);
     }
@@ -212,8 +242,9 @@ std::string GroupLabels(const Group& g) {
 }
 
 std::string MemberLabels(const Group& g, const Member& m) {
-  return absl::StrFormat("%s,member=\"%d\",pid=\"%d\",command=\"%s\"", GroupLabels(g), m.id, m.creds.pid,
-                         PrometheusLabelEscape(m.command));
+  std::vector<Holder> holders = HoldersOf(m);
+  return absl::StrFormat("%s,member=\"%d\",pid=\"%d\",command=\"%s\"", GroupLabels(g), m.id, holders[0].pid,
+                         PrometheusLabelEscape(*holders[0].command));
 }
 
 std::string RenderPrometheus(const StatusSources& s, const StatusViewer& viewer) {

@@ -1,6 +1,7 @@
 // Renders what the broker knows for an operator: groups (protocol, address,
-// owner uid, namespace), members (pid, uid, command) and how load is spread,
-// as text, JSON, or the Prometheus text exposition format.
+// owner uid, namespace), members (the processes that hold each now: pid, uid,
+// command of every link) and how load is spread, as text, JSON, or the
+// Prometheus text exposition format.
 #ifndef REUSEPORT_BROKER_STATUS_REPORT_H_
 #define REUSEPORT_BROKER_STATUS_REPORT_H_
 

@@ -10,6 +10,7 @@ packages=(
   libabsl-dev libseccomp-dev libgtest-dev
   python3 iproute2 util-linux procps curl
   nginx-light dnsmasq-base bind9-dnsutils
+  haproxy unbound python3-gunicorn openssl
   manpages-dev
   clang libclang-rt-14-dev llvm-14
 )
@@ -21,8 +22,9 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's nginx package starts a server on port 80 where it can; we only
-  # want the binary, so keep services from starting during the install.
+  # Debian's nginx, haproxy and unbound packages start their services where
+  # they can; we only want the binaries (tests/realprograms runs its own), so
+  # keep services from starting during the install.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
   chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

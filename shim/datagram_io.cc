@@ -242,11 +242,15 @@ bool ChannelNonBlocking(int fd) {
 
 }  // namespace
 
+ssize_t ReceiveMessage(int fd, struct msghdr* msg, int flags) {
+  ssize_t n = Real().recvmsg(fd, msg, flags);
+  if (__builtin_expect(n >= 0 && msg != nullptr && msg->msg_controllen != 0, 0)) NoteReceivedChannels(msg);
+  return n;
+}
+
 ssize_t Recvmsg(int fd, struct msghdr* msg, int flags) {
   Member* m = EmulatedMember(fd);
-  if (__builtin_expect(m == nullptr, 1)) {
-    return Real().recvmsg(fd, msg, flags);
-  }
+  if (__builtin_expect(m == nullptr, 1)) return ReceiveMessage(fd, msg, flags);
   if (IsListener(m)) {
     errno = ENOTCONN;
     return -1;

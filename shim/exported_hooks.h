@@ -47,6 +47,15 @@ RP_EXPORT void closefrom(int) noexcept;
 RP_EXPORT ssize_t __read_chk(int, void*, size_t, size_t);
 RP_EXPORT ssize_t __recv_chk(int, void*, size_t, size_t, int);
 RP_EXPORT ssize_t __recvfrom_chk(int, void*, size_t, size_t, int, struct sockaddr*, socklen_t*);
+RP_EXPORT pid_t fork() noexcept;
+RP_EXPORT int execve(const char*, char* const[], char* const[]) noexcept;
+RP_EXPORT int execvpe(const char*, char* const[], char* const[]) noexcept;
+RP_EXPORT int fexecve(int, char* const[], char* const[]) noexcept;
+RP_EXPORT int execv(const char*, char* const[]) noexcept;
+RP_EXPORT int execvp(const char*, char* const[]) noexcept;
+RP_EXPORT int execl(const char*, const char*, ...) noexcept;
+RP_EXPORT int execlp(const char*, const char*, ...) noexcept;
+RP_EXPORT int execle(const char*, const char*, ...) noexcept;
 }
 
 #endif  // REUSEPORT_SHIM_EXPORTED_HOOKS_H_

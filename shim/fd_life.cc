@@ -85,7 +85,7 @@ int Close(int fd) {
   UnmapFd(fd);
   int r = Real().close(fd);
   int err = errno;
-  if (--m->fd_refs <= 0) ReleaseMember(m);
+  DropReference(m);
   errno = err;
   return r;
 }

@@ -1,5 +1,6 @@
 // The shim's start: real functions resolved, fork handlers installed, fds
-// inherited across exec noted (process_life.h).
+// inherited across exec noted (process_life.h); and the fork() hook.
+#include "exported_hooks.h"
 #include "process_life.h"
 #include "real_calls.h"
 
@@ -11,3 +12,5 @@ __attribute__((constructor)) void StartShim() {
 }
 }  // namespace
 }  // namespace reuseport::shim
+
+pid_t fork() noexcept { return reuseport::shim::Fork(); }

@@ -21,7 +21,7 @@ ssize_t recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from
   return rs::Recvfrom(fd, buf, len, flags, from, from_len);
 }
 ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
-  if (!rs::ShimEngaged()) return rs::Real().recvmsg(fd, msg, flags);
+  if (!rs::ShimEngaged()) return rs::ReceiveMessage(fd, msg, flags);
   return rs::Recvmsg(fd, msg, flags);
 }
 int recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct timespec* timeout) { return rs::Recvmmsg(fd, msgs, count, flags, timeout); }

@@ -16,6 +16,7 @@
 #include "broker_link.h"
 #include "member_attach.h"
 #include "member_table.h"
+#include "process_life.h"
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
@@ -64,35 +65,117 @@ int ChannelOf(Member* m) {
   return FindProgramFd(m);
 }
 
-bool Rejoin(Member* m, pid_t me) {
-  int channel = ChannelOf(m);
-  if (channel < 0 || m->channel_peer_fd < 0 || m->group_fd < 0) return false;
+bool Settled(const Member* m) {
+  return m->state == MemberState::kBound || m->state == MemberState::kListening || m->state == MemberState::kDatagram;
+}
+
+// What a REJOIN needs, read under the lock.
+struct RejoinPlan {
+  int member;
+  int fds[3];
+  struct rp_rejoin_request request;
+};
+
+// Presents one member to a new broker. A round trip: without the lock.
+int SendRejoin(const RejoinPlan& plan, BrokerReply* reply) {
   int link = ConnectBroker();
-  if (link < 0) return false;
-  struct rp_rejoin_request req {};
-  rp_address_from_sockaddr(reinterpret_cast<const struct sockaddr*>(&m->bound), m->bound_len, &req.bound);
-  req.protocol = m->protocol;
-  req.v6only = m->v6only;
-  req.listening = m->state == MemberState::kListening || m->state == MemberState::kDatagram;
-  req.backlog = m->backlog;
-  req.member_key = m->member_id;
-  int fds[3] = {channel, m->channel_peer_fd, m->group_fd};
-  BrokerReply reply;
-  if (CallBroker(link, RP_OP_REJOIN, &req, sizeof(req), fds, 3, &reply) != 0 || reply.header.status != 0) {
-    RawLog(kLogWarn).Str("rejoining the broker failed for member ").Uint(m->member_id).Str(": ").Errno(reply.header.status).Emit();
-    CloseReplyFds(&reply);
+  if (link < 0) return -1;
+  if (CallBroker(link, RP_OP_REJOIN, &plan.request, sizeof(plan.request), plan.fds, 3, reply) != 0 ||
+      reply->header.status != 0) {
+    RawLog(kLogWarn).Str("rejoining the broker failed for member ").Uint(plan.request.member_key).Str(": ")
+        .Errno(reply->header.status != 0 ? reply->header.status : errno).Emit();
+    CloseReplyFds(reply);
     Real().close(link);
-    return false;
+    return -1;
   }
-  CloseReplyFds(&reply);
-  if (reply.payload_size == sizeof(rp_member_reply)) {
-    m->member_id = reply.payload.member.member_id;
-    m->group_id = reply.payload.member.group_id;
+  CloseReplyFds(reply);
+  return link;
+}
+
+// Rejoins every member whose link is gone. Returns how many rejoined; adds
+// those that failed to *failed.
+int RejoinOrphans(pid_t me, int* failed) {
+  static RejoinPlan plans[kMaxWatched];
+  int count = 0;
+  {
+    TableLock lock;
+    ForEachMember([&](Member* m) {
+      if (!Settled(m) || m->link_fd >= 0 || m->busy || count >= kMaxWatched) return;
+      int channel = ChannelOf(m);
+      if (channel < 0 || m->channel_peer_fd < 0 || m->group_fd < 0) return;
+      RejoinPlan& p = plans[count++];
+      p = RejoinPlan{};
+      p.member = MemberIndex(m);
+      p.fds[0] = channel;
+      p.fds[1] = m->channel_peer_fd;
+      p.fds[2] = m->group_fd;
+      rp_address_from_sockaddr(reinterpret_cast<const struct sockaddr*>(&m->bound), m->bound_len, &p.request.bound);
+      p.request.protocol = m->protocol;
+      p.request.v6only = m->v6only;
+      p.request.listening = m->state == MemberState::kListening || m->state == MemberState::kDatagram;
+      p.request.backlog = m->backlog;
+      p.request.member_key = m->member_id;
+      BeginRoundTrip(m);
+    });
   }
-  m->link_fd = AdoptPrivateFd(link, m);
-  m->link_pid = me;
-  if (channel >= 0 && m->state != MemberState::kBound) MirrorInheritance(m, channel);
-  return true;
+  int rejoined = 0;
+  for (int i = 0; i < count; ++i) {
+    BrokerReply reply;
+    int link = SendRejoin(plans[i], &reply);
+    TableLock lock;
+    Member* m = MemberAt(plans[i].member);
+    if (!EndRoundTrip(m)) {  // the program closed it meanwhile
+      if (link >= 0) Real().close(link);
+      continue;
+    }
+    if (link < 0) {
+      ++*failed;
+      continue;
+    }
+    if (reply.payload_size == sizeof(rp_member_reply)) {
+      m->member_id = reply.payload.member.member_id;
+      m->group_id = reply.payload.member.group_id;
+    }
+    m->link_fd = AdoptPrivateFd(link, m);
+    m->link_pid = me;
+    if (m->state != MemberState::kBound) {
+      int channel = FindProgramFd(m);
+      if (channel >= 0) MirrorInheritance(m, channel);
+    }
+    ++rejoined;
+  }
+  return rejoined;
+}
+
+// A forked child holds its parent's links: it opens links of its own, so the
+// broker knows every process that holds a member (and a parent's exit or
+// close cannot leave the child's members without a link). Without the lock
+// while asking.
+void OpenOwnLinks(pid_t me) {
+  static int members[kMaxWatched], channels[kMaxWatched];
+  int count = 0;
+  {
+    TableLock lock;
+    ForEachMember([&](Member* m) {
+      if (!Settled(m) || m->link_fd < 0 || m->link_pid == me || m->busy || count >= kMaxWatched) return;
+      int channel = ChannelOf(m);
+      if (channel < 0) return;
+      members[count] = MemberIndex(m);
+      channels[count++] = channel;
+      BeginRoundTrip(m);
+    });
+  }
+  for (int i = 0; i < count; ++i) {
+    int link = OpenOwnLink(channels[i]);
+    TableLock lock;
+    Member* m = MemberAt(members[i]);
+    if (!EndRoundTrip(m)) {
+      if (link >= 0) Real().close(link);
+      continue;
+    }
+    // No broker: the parent's copy stays, and is watched like any link.
+    if (link >= 0) InstallOwnLink(m, link, me);
+  }
 }
 
 void* Watch(void*) {
@@ -106,11 +189,13 @@ void* Watch(void*) {
   static struct pollfd fds[kMaxWatched + 1];
   bool told = false;
   for (;;) {
+    OpenOwnLinks(me);
+    AttachInheritedChannels();  // those a broker could not take yet
     int n = 0, orphans = 0;
     {
       TableLock lock;
       ForEachMember([&](Member* m) {
-        if (m->state == MemberState::kPending) return;
+        if (!Settled(m)) return;
         if (m->link_fd < 0) {
           ++orphans;
         } else if (n < kMaxWatched) {
@@ -147,7 +232,7 @@ void* Watch(void*) {
       if (!closed) continue;
       TableLock lock;
       Member* m = MemberAt(watched[i].member);
-      if (m == nullptr || m->state == MemberState::kFree || m->link_fd != watched[i].fd) continue;
+      if (m == nullptr || !Settled(m) || m->busy || m->link_fd != watched[i].fd) continue;
       UnmarkPrivateFd(m->link_fd);
       Real().close(m->link_fd);
       m->link_fd = -1;
@@ -162,16 +247,8 @@ void* Watch(void*) {
     int probe = ConnectBroker();
     if (probe < 0) continue;
     Real().close(probe);
-    int rejoined = 0, failed = 0;
-    TableLock lock;
-    ForEachMember([&](Member* m) {
-      if (m->state == MemberState::kPending || m->link_fd >= 0) return;
-      if (Rejoin(m, me)) {
-        ++rejoined;
-      } else {
-        ++failed;
-      }
-    });
+    int failed = 0;
+    int rejoined = RejoinOrphans(me, &failed);
     if (rejoined > 0) {
       RawLog(kLogInfo).Str("rejoined the broker with ").Int(rejoined).Str(" member(s)").Emit();
       told = false;
@@ -180,10 +257,38 @@ void* Watch(void*) {
   return nullptr;
 }
 
+// A process that holds members gets its own watcher, whether or not it ever
+// calls accept().
+void StartWatcherIfHolding() {
+  bool holds = false;
+  {
+    TableLock lock;
+    ForEachMember([&](Member* m) { holds = holds || Settled(m); });
+  }
+  if (holds) EnsureLinkWatcher();
+}
+
+__thread int t_in_fork_hook = 0;  // this thread is inside the fork() hook
+int g_start_after_fork = 0;       // the child's fork() hook starts the watcher
+
+// Runs in a forked child, registered once the process has members (so after
+// the fork handlers of the libraries it had loaded by then, such as a malloc
+// that must be unlocked before a thread can start). Inside the fork() hook it
+// leaves the start to the hook, once fork() has returned.
+void StartWatcherInChild() {
+  if (t_in_fork_hook) {
+    g_start_after_fork = 1;
+    return;
+  }
+  StartWatcherIfHolding();
+}
+
 }  // namespace
 
 void EnsureLinkWatcher() {
   if (__atomic_load_n(&g_running, __ATOMIC_ACQUIRE)) return;
+  static pthread_once_t child_handler_once = PTHREAD_ONCE_INIT;
+  pthread_once(&child_handler_once, [] { pthread_atfork(nullptr, nullptr, StartWatcherInChild); });
   int expected = 0;
   if (!__atomic_compare_exchange_n(&g_running, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
   pthread_attr_t attr;
@@ -206,5 +311,15 @@ void EnsureLinkWatcher() {
 }
 
 void ForgetLinkWatcherAfterFork() { __atomic_store_n(&g_running, 0, __ATOMIC_RELEASE); }
+
+void BeforeForkHook() { t_in_fork_hook = 1; }
+
+void AfterForkHook(pid_t pid) {
+  t_in_fork_hook = 0;
+  if (pid == 0 && g_start_after_fork) {
+    g_start_after_fork = 0;
+    StartWatcherIfHolding();
+  }
+}
 
 }  // namespace reuseport::shim

@@ -19,15 +19,20 @@ namespace reuseport::shim {
 namespace {
 
 // Sends ATTACH for `channel` on a new link. On success returns the link and
-// leaves the reply (fds [channel_peer, group socket]) in *reply.
-int Attach(int channel, BrokerReply* reply) {
+// leaves the reply (fds [channel_peer, group socket]) in *reply. On failure
+// *unreachable says whether no broker answered (rather than "not a member").
+int Attach(int channel, BrokerReply* reply, bool* unreachable = nullptr) {
+  if (unreachable != nullptr) *unreachable = false;
   int link = ConnectBroker();
   if (link < 0) {
     WarnBrokerUnreachable(errno);
+    if (unreachable != nullptr) *unreachable = true;
     return -1;
   }
-  if (CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply) != 0 || reply->header.status != 0 ||
-      reply->fd_count != 2 || reply->payload_size != sizeof(rp_member_reply)) {
+  int call = CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply);
+  if (call != 0 && unreachable != nullptr) *unreachable = true;
+  if (call != 0 || reply->header.status != 0 || reply->fd_count != 2 ||
+      reply->payload_size != sizeof(rp_member_reply)) {
     CloseReplyFds(reply);
     Real().close(link);
     return -1;
@@ -40,19 +45,44 @@ int Attach(int channel, BrokerReply* reply) {
 Member* AttachInheritedChannel(int fd) {
   if (InVforkChild()) return nullptr;
   TableLock lock;
-  if (Member* m = LookupMember(fd)) return m;
+  if (Member* m = LookupMember(fd)) {
+    lock.Release();
+    return m->state == MemberState::kAttaching ? WaitForAttach(fd) : m;
+  }
   if (!MaybeInheritedChannel(fd)) return nullptr;
-  ForgetInheritedChannel(fd);
-  BrokerReply reply;
-  int link = Attach(fd, &reply);
-  if (link < 0) return nullptr;  // not a member's channel, or no broker
-  const rp_member_reply& r = reply.payload.member;
+  // Claim the fd for the round trip: a close() meanwhile abandons the claim.
+  // The fd stays a candidate until it is mapped for good or given up, so a
+  // lock-free lookup always finds one or the other.
   Member* m = AllocateMember();
-  if (m == nullptr) {
-    CloseReplyFds(&reply);
-    Real().close(link);
+  if (m == nullptr) return nullptr;
+  m->state = MemberState::kAttaching;
+  m->fd_refs = 1;
+  if (!MapFd(fd, m)) {
+    ReleaseMember(m);
     return nullptr;
   }
+  BeginRoundTrip(m);
+  lock.Release();
+  BrokerReply reply;
+  bool unreachable = false;
+  int link = Attach(fd, &reply, &unreachable);
+  lock.Acquire();
+  if (!EndRoundTrip(m)) {  // the program closed fd while we asked
+    ForgetInheritedChannel(fd);
+    CloseReplyFds(&reply);
+    if (link >= 0) Real().close(link);
+    return nullptr;
+  }
+  if (link < 0) {
+    // Not a member's channel: an ordinary fd of the program's. No broker:
+    // it stays a candidate, asked for again later (the link watcher does,
+    // or the next use).
+    UnmapFd(fd);
+    ReleaseMember(m);
+    if (!unreachable) ForgetInheritedChannel(fd);
+    return nullptr;
+  }
+  const rp_member_reply& r = reply.payload.member;
   m->protocol = r.protocol;
   m->family = static_cast<uint8_t>(r.bound.family);
   m->v6only = r.v6only;
@@ -78,25 +108,32 @@ Member* AttachInheritedChannel(int fd) {
     ReadInheritedOptions(m->group_fd, m->family, m->inherited.wanted);
     UpdateDifferMask(&m->inherited);
   }
-  m->fd_refs = 1;
-  m->state = tcp ? MemberState::kListening : MemberState::kDatagram;
-  if (!MapFd(fd, m)) {
-    ReleaseMember(m);
-    return nullptr;
-  }
   MirrorInheritance(m, fd);
+  __atomic_store_n(&m->state, tcp ? MemberState::kListening : MemberState::kDatagram, __ATOMIC_RELEASE);
+  ForgetInheritedChannel(fd);
   EnsureLinkWatcher();
   RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id).Str(" of group ").Uint(m->group_id).Emit();
   return m;
 }
 
-bool EnsureOwnLink(Member* m, int channel) {
-  pid_t me = static_cast<pid_t>(syscall(SYS_getpid));
-  if (m->link_pid == me) return true;
+Member* WaitForAttach(int fd) {
+  TableLock lock;
+  Member* m = LookupMember(fd);
+  if (m != nullptr && m->state == MemberState::kAttaching && m->busy) {
+    WaitWhileBusy(m, lock);
+    m = LookupMember(fd);
+  }
+  return m != nullptr && m->state != MemberState::kAttaching ? m : nullptr;
+}
+
+int OpenOwnLink(int channel) {
   BrokerReply reply;
   int link = Attach(channel, &reply);
-  if (link < 0) return false;
   CloseReplyFds(&reply);  // we hold the channel peer and group socket already
+  return link;
+}
+
+void InstallOwnLink(Member* m, int link, pid_t me) {
   // The parent's link stays open in the parent; ours replaces our copy of it.
   int old = m->link_fd;
   m->link_fd = AdoptPrivateFd(link, m);
@@ -105,7 +142,6 @@ bool EnsureOwnLink(Member* m, int channel) {
     UnmarkPrivateFd(old);
     Real().close(old);
   }
-  return true;
 }
 
 void MirrorInheritance(Member* m, int program_fd) {

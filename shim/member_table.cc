@@ -5,7 +5,10 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "presented_family.h"
 #include "raw_log.h"
@@ -60,7 +63,9 @@ void MarkEngaged() { __atomic_store_n(&g_engaged, 1, __ATOMIC_RELEASE); }
 Member* LookupMember(int fd) {
   uint16_t* slots = __atomic_load_n(&g_slots, __ATOMIC_ACQUIRE);
   if (__builtin_expect(slots == nullptr, 1) || static_cast<unsigned>(fd) >= kMaxTrackedFd) return nullptr;
-  uint16_t v = __atomic_load_n(&slots[fd], __ATOMIC_RELAXED);
+  // Acquire: the member was filled in before MapFd published it, possibly by
+  // another thread (the link watcher attaching an inherited channel).
+  uint16_t v = __atomic_load_n(&slots[fd], __ATOMIC_ACQUIRE);
   if (v == 0 || (v & kPrivateBit)) return nullptr;
   return &g_members[v - 1];
 }
@@ -71,16 +76,45 @@ bool IsPrivateFd(int fd) {
   return (__atomic_load_n(&slots[fd], __ATOMIC_RELAXED) & kPrivateBit) != 0;
 }
 
-TableLock::TableLock() {
+TableLock::TableLock() { Acquire(); }
+
+TableLock::~TableLock() {
+  if (held_) Release();
+}
+
+void TableLock::Acquire() {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &saved_);
   pthread_mutex_lock(&g_lock);
+  held_ = true;
 }
 
-TableLock::~TableLock() {
+void TableLock::Release() {
+  held_ = false;
   pthread_mutex_unlock(&g_lock);
   pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+}
+
+void BeginRoundTrip(Member* m) { __atomic_store_n(&m->busy, 1u, __ATOMIC_RELEASE); }
+
+bool EndRoundTrip(Member* m) {
+  __atomic_store_n(&m->busy, 0u, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &m->busy, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  if (!m->abandoned) return true;
+  ReleaseMember(m);
+  return false;
+}
+
+void WaitWhileBusy(Member* m, TableLock& lock) {
+  // Longer than any round trip (connect 1 s, then up to two calls of 3 s).
+  constexpr int kMaxWaitMs = 8000;
+  lock.Release();
+  for (int waited = 0; waited < kMaxWaitMs && __atomic_load_n(&m->busy, __ATOMIC_ACQUIRE) != 0; waited += 100) {
+    struct timespec slice = {0, 100 * 1000 * 1000};
+    syscall(SYS_futex, &m->busy, FUTEX_WAIT_PRIVATE, 1u, &slice, nullptr, 0);
+  }
+  lock.Acquire();
 }
 
 Member* AllocateMember() {
@@ -88,7 +122,7 @@ Member* AllocateMember() {
   for (int i = 0; i < kMaxMembers; ++i) {
     Member* m = &g_members[i];
     if (m->state == MemberState::kFree) {
-      memset(m, 0, sizeof(*m));
+      memset(m, 0, sizeof(*m));  // busy and abandoned too
       m->link_fd = m->channel_fd = m->channel_peer_fd = m->group_fd = m->holder_fd = -1;
       m->state = MemberState::kPending;
       return m;
@@ -106,6 +140,7 @@ void ReleaseMember(Member* m) {
   CloseIfOpen(&m->group_fd);
   CloseIfOpen(&m->holder_fd);
   m->fd_refs = 0;
+  m->abandoned = 0;
   __atomic_store_n(&m->state, MemberState::kFree, __ATOMIC_RELEASE);
 }
 
@@ -123,6 +158,18 @@ int FindProgramFd(const Member* m) {
     if (g_slots[fd] == want) return fd;
   }
   return -1;
+}
+
+bool ProgramFdSurvivesExec() {
+  uint16_t* slots = __atomic_load_n(&g_slots, __ATOMIC_ACQUIRE);
+  if (slots == nullptr) return false;
+  for (int fd = 0; fd < kMaxTrackedFd; ++fd) {
+    uint16_t v = __atomic_load_n(&slots[fd], __ATOMIC_RELAXED);
+    if (v == 0 || (v & kPrivateBit)) continue;
+    int flags = Real().fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) return true;
+  }
+  return false;
 }
 
 bool MapFd(int fd, Member* m) {
@@ -181,7 +228,16 @@ int AdoptPrivateFd(int fd, Member* m) {
 
 void DropFdReference(int fd, Member* m) {
   UnmapFd(fd);
-  if (--m->fd_refs <= 0) ReleaseMember(m);
+  DropReference(m);
+}
+
+void DropReference(Member* m) {
+  if (--m->fd_refs > 0) return;
+  if (__atomic_load_n(&m->busy, __ATOMIC_ACQUIRE)) {
+    m->abandoned = 1;  // the talking thread still uses its fds; it releases it
+    return;
+  }
+  ReleaseMember(m);
 }
 
 void ForgetStaleFd(int fd) {

@@ -3,6 +3,19 @@
 // Lookups are lock-free (one load and a compare for fds that are not ours);
 // changes happen under one process-wide lock with signals blocked, so a signal
 // handler that calls close() cannot deadlock against the thread it interrupted.
+//
+// The lock is never held across a round trip to the broker (up to 1 s to
+// connect, 3 s for a reply): the thread that talks marks the member busy,
+// releases the lock, talks, retakes the lock and commits or rolls back. While
+// a member is busy:
+//   - close/dup2/close_range of its last program fd do not release it; they
+//     mark it abandoned, and the talking thread releases it when it is done
+//     (its private fds stay valid under it until then);
+//   - another bind/listen/attach of the same member waits for the first to
+//     finish (bounded by the round trip's own timeouts), without the lock;
+//   - a fork leaves the child to settle it (process_life.cc).
+// So a stopped broker delays no close(), dup(), fork() or signal handler of
+// the program, only the call that is talking to it.
 #ifndef REUSEPORT_SHIM_MEMBER_TABLE_H_
 #define REUSEPORT_SHIM_MEMBER_TABLE_H_
 
@@ -24,10 +37,13 @@ enum class MemberState : uint8_t {
   kBound,      // TCP, bound: the program's fd is the option holder until listen()
   kListening,  // TCP, listening: the program's fd is the channel
   kDatagram,   // UDP, bound: the program's fd is the channel
+  kAttaching,  // an inherited channel being recognised (RP_OP_ATTACH in flight)
 };
 
 struct Member {
   MemberState state;
+  uint32_t busy;      // a futex word: 1 while a thread talks to the broker for this member
+  uint8_t abandoned;  // its last program fd went while busy: released when the round trip ends
   uint8_t protocol;  // RP_PROTO_TCP / RP_PROTO_UDP
   uint8_t family;    // AF_INET / AF_INET6
   uint8_t v6only;
@@ -76,9 +92,25 @@ class TableLock {
   TableLock(const TableLock&) = delete;
   TableLock& operator=(const TableLock&) = delete;
 
+  // For a round trip: lets go of the lock (and restores the signal mask),
+  // then takes it again.
+  void Release();
+  void Acquire();
+
  private:
   sigset_t saved_;
+  bool held_ = false;
 };
+
+// Round trips to the broker on a member's behalf (see the top comment).
+// All require TableLock.
+void BeginRoundTrip(Member* m);
+// Ends it. False when the program dropped the member meanwhile: it has been
+// released, and the caller must not touch it (nor the fds it read from it).
+bool EndRoundTrip(Member* m);
+// Waits, with the lock let go, until m is no longer busy (bounded); the
+// caller must look the member up again afterwards.
+void WaitWhileBusy(Member* m, TableLock& lock);
 
 // All below require TableLock.
 Member* AllocateMember();  // null when the table is full or memory is short
@@ -95,6 +127,11 @@ int MemberIndex(const Member* m);
 // close-on-exec number) and marks it. Returns the new fd (or fd on failure).
 int AdoptPrivateFd(int fd, Member* m);
 
+// True if a program fd of some member is open without FD_CLOEXEC (an exec
+// would pass it on). Reads the table without the lock: exec is the last thing
+// a process does, and a vfork child must not take our locks.
+bool ProgramFdSurvivesExec();
+
 // A program fd that refers to m (its channel, once listening), or -1.
 int FindProgramFd(const Member* m);
 
@@ -103,8 +140,10 @@ template <typename F>
 void ForEachMember(F f);
 Member* MemberAt(int index);  // null when index is out of range
 
-// Releases one program fd's reference; closes the member when it was the last.
+// Releases one program fd's reference; closes the member when it was the last
+// (or marks it abandoned while a round trip is under way).
 void DropFdReference(int fd, Member* m);
+void DropReference(Member* m);
 
 // For the fork handlers (process_life.cc).
 void LockTableForFork();

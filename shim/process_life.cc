@@ -1,6 +1,10 @@
 #include "process_life.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,7 +14,11 @@
 #include <unistd.h>
 
 #include "link_watcher.h"
+#include "member_attach.h"
 #include "member_table.h"
+#include "exported_hooks.h"
+#include "program_exec.h"
+#include "raw_log.h"
 #include "real_calls.h"
 #include "settings.h"
 
@@ -20,9 +28,11 @@ namespace {
 
 pid_t g_owner_pid = 0;  // the process whose memory this is
 
-// Candidates for inherited channels, fds below 1024 (listeners passed across
-// exec are low-numbered). Null when there are none, the usual case.
-constexpr int kCandidateFds = 1024;
+// Candidates for inherited or received channels. Listeners passed across exec
+// are low-numbered, so only fds below 1024 are looked at when a new image
+// starts; received fds may be anywhere the table tracks.
+constexpr int kCandidateFds = kMaxTrackedFd;
+constexpr int kInheritedScanFds = 1024;
 uint8_t g_candidate_bits[kCandidateFds / 8];
 int g_have_candidates = 0;
 
@@ -41,8 +51,37 @@ void AfterForkInParent() {
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
 }
 
+// Atomic: a program thread receiving fds and the link watcher attaching
+// them touch the bits at the same time.
+void MarkCandidate(int fd) {
+  if (static_cast<unsigned>(fd) >= kCandidateFds) return;
+  __atomic_fetch_or(&g_candidate_bits[fd / 8], static_cast<uint8_t>(1u << (fd % 8)), __ATOMIC_RELAXED);
+  __atomic_store_n(&g_have_candidates, 1, __ATOMIC_RELAXED);
+}
+
+// Round trips other threads of the parent had under way do not exist here:
+// the child keeps what they had committed before the fork. A member being
+// recognised goes back to being an inherited channel.
+void SettleRoundTripsInChild() {
+  ForEachMember([](Member* m) {
+    if (!m->busy) return;
+    m->busy = 0;
+    if (m->abandoned) {
+      ReleaseMember(m);
+    } else if (m->state == MemberState::kAttaching) {
+      int fd = FindProgramFd(m);
+      if (fd >= 0) {
+        UnmapFd(fd);
+        MarkCandidate(fd);
+      }
+      ReleaseMember(m);
+    }
+  });
+}
+
 void AfterForkInChild() {
   ResetTableLockInChild();
+  SettleRoundTripsInChild();
   ForgetLinkWatcherAfterFork();
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_sigmask(SIG_SETMASK, &t_mask_before_fork, nullptr);
@@ -85,10 +124,9 @@ void FindInheritedChannels() {
       const char* p = d->d_name;
       if (*p < '0' || *p > '9') continue;
       while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
-      if (fd < 3 || fd >= kCandidateFds || fd == dir) continue;
+      if (fd < 3 || fd >= kInheritedScanFds || fd == dir) continue;
       if (LooksLikeChannel(fd)) {
-        g_candidate_bits[fd / 8] |= static_cast<uint8_t>(1u << (fd % 8));
-        g_have_candidates = 1;
+        MarkCandidate(fd);
         MarkEngaged();
       }
     }
@@ -101,7 +139,38 @@ void FindInheritedChannels() {
 void StartProcessLife() {
   __atomic_store_n(&g_owner_pid, static_cast<pid_t>(syscall(SYS_getpid)), __ATOMIC_RELAXED);
   pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
-  if (GetSettings().mode != Mode::kOff) FindInheritedChannels();
+  CaptureExecEnvironment();
+  if (GetSettings().mode == Mode::kOff) return;
+  FindInheritedChannels();
+  // The watcher attaches them (AttachInheritedChannels) without waiting for
+  // the program to use them.
+  if (g_have_candidates) EnsureLinkWatcher();
+}
+
+void AttachInheritedChannels() {
+  for (int fd = 3; fd < kInheritedScanFds; ++fd) {
+    if (MaybeInheritedChannel(fd)) AttachInheritedChannel(fd);
+  }
+}
+
+pid_t Fork() {
+  // Resolved here, not in real_calls: only this hook calls it.
+  static pid_t (*real_fork)() = nullptr;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, [] {
+    void* fn = dlsym(RTLD_NEXT, "fork");
+    if (fn == nullptr || fn == reinterpret_cast<void*>(&::fork)) {
+      RawLog(kLogError).Str("cannot resolve fork").Emit();
+      abort();
+    }
+    real_fork = reinterpret_cast<pid_t (*)()>(fn);
+  });
+  BeforeForkHook();
+  pid_t pid = real_fork();
+  int err = errno;
+  AfterForkHook(pid);
+  errno = err;
+  return pid;
 }
 
 bool InVforkChild() {
@@ -119,6 +188,33 @@ void ForgetInheritedChannel(int fd) {
   if (static_cast<unsigned>(fd) < kCandidateFds) {
     __atomic_fetch_and(&g_candidate_bits[fd / 8], static_cast<uint8_t>(~(1u << (fd % 8))), __ATOMIC_RELAXED);
   }
+}
+
+void NoteReceivedChannels(const struct msghdr* msg) {
+  if (GetSettings().mode == Mode::kOff || InVforkChild()) return;
+  struct msghdr copy = *msg;  // CMSG_NXTHDR reads only the control buffer and its length
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&copy); c != nullptr; c = CMSG_NXTHDR(&copy, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (fd >= 0 && fd < kCandidateFds && LookupMember(fd) == nullptr && LooksLikeChannel(fd)) {
+        MarkCandidate(fd);
+        MarkEngaged();
+      }
+    }
+  }
+}
+
+bool InheritedChannelSurvivesExec() {
+  if (!__atomic_load_n(&g_have_candidates, __ATOMIC_RELAXED)) return false;
+  for (int fd = 0; fd < kCandidateFds; ++fd) {
+    if (!MaybeInheritedChannel(fd)) continue;
+    int flags = Real().fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) return true;
+  }
+  return false;
 }
 
 }  // namespace reuseport::shim

@@ -27,6 +27,9 @@ int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags);
 // datagram_io.cc
 ssize_t Recvfrom(int fd, void* buf, size_t len, int flags, struct sockaddr* from, socklen_t* from_len);
 ssize_t Recvmsg(int fd, struct msghdr* msg, int flags);
+// recvmsg() on a socket that is not a member: libc's, noting any channels
+// that arrive with it (process_life.h).
+ssize_t ReceiveMessage(int fd, struct msghdr* msg, int flags);
 int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct timespec* timeout);
 ssize_t Read(int fd, void* buf, size_t len);
 ssize_t Readv(int fd, const struct iovec* iov, int count);

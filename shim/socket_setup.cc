@@ -94,15 +94,22 @@ int ReturnInt(int v, void* value, socklen_t* len) {
   return 0;
 }
 
-// Starts tracking fd as a socket that wants sharing. Opening the link now tells
-// the program at once, as an old kernel would, when there is nobody to share with.
-// Requires TableLock.
-Member* StartMember(int fd, const SocketKind& kind) {
+// Opens a link for a socket that wants sharing, with the lock let go (the
+// connect can wait up to a second). Opening the link now tells the program at
+// once, as an old kernel would, when there is nobody to share with. Returns
+// the link, or -1 (logged) with the lock held again either way.
+int ConnectUnlocked(TableLock& lock) {
+  lock.Release();
   int link = ConnectBroker();
-  if (link < 0) {
-    WarnBrokerUnreachable(errno);
-    return nullptr;
-  }
+  int err = errno;
+  lock.Acquire();
+  if (link < 0) WarnBrokerUnreachable(err);
+  return link;
+}
+
+// Starts tracking fd as a socket that wants sharing, on `link` (which it takes).
+// Requires TableLock.
+Member* StartMember(int fd, const SocketKind& kind, int link) {
   Member* m = AllocateMember();
   if (m == nullptr) {
     Real().close(link);
@@ -157,16 +164,27 @@ int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
   memcpy(&on, value, sizeof(on));
   TableLock lock;
   Member* m = LookupMember(fd);
-  if (m != nullptr && PendingIsStale(fd, m)) {
+  if (m != nullptr && !m->busy && PendingIsStale(fd, m)) {
     ForgetMember(fd, m);
     m = nullptr;
   }
   if (!on) {
-    if (m != nullptr && m->state == MemberState::kPending) ForgetMember(fd, m);
+    if (m != nullptr && m->state == MemberState::kPending && !m->busy) ForgetMember(fd, m);
     return 0;
   }
   if (m != nullptr) return 0;
-  if (StartMember(fd, kind) == nullptr) {
+  ino_t inode = InodeOf(fd);
+  int link = ConnectUnlocked(lock);
+  if (link < 0) {
+    errno = ENOPROTOOPT;
+    return -1;
+  }
+  // Meanwhile another thread may have asked for the same socket, or closed it.
+  if (LookupMember(fd) != nullptr || InodeOf(fd) != inode) {
+    Real().close(link);
+    return 0;
+  }
+  if (StartMember(fd, kind, link) == nullptr) {
     errno = ENOPROTOOPT;
     return -1;
   }
@@ -174,8 +192,8 @@ int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
 }
 
 // REUSEPORT_PORTS: a bind to a listed port shares it even though the program
-// never asked. Requires TableLock.
-Member* MemberForListedPort(int fd, const struct sockaddr* addr, socklen_t len) {
+// never asked. Requires TableLock (let go while connecting).
+Member* MemberForListedPort(int fd, const struct sockaddr* addr, socklen_t len, TableLock& lock) {
   const Settings& settings = GetSettings();
   if (settings.port_count == 0 || settings.mode == Mode::kOff) return nullptr;
   struct rp_address requested;
@@ -186,7 +204,14 @@ Member* MemberForListedPort(int fd, const struct sockaddr* addr, socklen_t len) 
     int on = 1;
     if (Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == 0) return nullptr;  // the kernel shares it
   }
-  return StartMember(fd, kind);
+  ino_t inode = InodeOf(fd);
+  int link = ConnectUnlocked(lock);
+  if (link < 0) return nullptr;
+  if (LookupMember(fd) != nullptr || InodeOf(fd) != inode) {  // raced with another call on fd
+    Real().close(link);
+    return nullptr;
+  }
+  return StartMember(fd, kind, link);
 }
 
 bool HasLocalPort(int fd) {
@@ -301,7 +326,24 @@ int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator, int sta
   return 0;
 }
 
-int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) {
+// One BIND round trip with the lock let go. Returns CallBroker's result; on
+// false in *kept the program dropped the member meanwhile (it is released and
+// the reply's fds are closed).
+int BindRoundTrip(Member* m, const rp_bind_request& request, int fd, BrokerReply* reply, TableLock& lock,
+                  bool* kept) {
+  BeginRoundTrip(m);
+  int link = m->link_fd;
+  lock.Release();
+  int call = CallBroker(link, RP_OP_BIND, &request, sizeof(request), &fd, 1, reply);
+  int err = errno;
+  lock.Acquire();
+  *kept = EndRoundTrip(m);
+  if (!*kept) CloseReplyFds(reply);
+  errno = err;
+  return call;
+}
+
+int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len, TableLock& lock) {
   struct rp_bind_request request {};
   if (rp_address_from_sockaddr(addr, len, &request.address) != 0 || request.address.family != m->family) {
     return Real().bind(fd, addr, len);  // let the kernel give the exact error
@@ -331,7 +373,15 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len) 
   int status_flags = Real().fcntl(fd, F_GETFL);  // before the broker shares this open file
   for (int attempt = 0; attempt < 2; ++attempt) {
     BrokerReply reply;
-    int call = CallBroker(m->link_fd, RP_OP_BIND, &request, sizeof(request), &fd, 1, &reply);
+    bool kept = true;
+    int call = BindRoundTrip(m, request, fd, &reply, lock, &kept);
+    if (!kept) {
+      // Another thread closed the socket while we asked: what it closed was
+      // bound or not as the kernel said.
+      if (bound == 0) return 0;
+      errno = EBADF;
+      return -1;
+    }
     if (call != 0) {
       WarnBrokerUnreachable(errno);
       ForgetMember(fd, m);
@@ -398,6 +448,7 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
   switch (m->state) {
     case MemberState::kPending:
     case MemberState::kBound:
+    case MemberState::kAttaching:
     case MemberState::kFree:
       return Real().setsockopt(fd, level, name, value, len);
     case MemberState::kListening: {
@@ -448,6 +499,7 @@ int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   switch (m->state) {
     case MemberState::kPending:
     case MemberState::kBound:
+    case MemberState::kAttaching:
     case MemberState::kFree:
       return Real().getsockopt(fd, level, name, value, len);
     case MemberState::kListening:
@@ -467,17 +519,21 @@ int Bind(int fd, const struct sockaddr* addr, socklen_t len) {
   if ((m == nullptr && settings.port_count == 0) || InVforkChild()) return Real().bind(fd, addr, len);
   TableLock lock;
   m = LookupMember(fd);
-  if (m != nullptr && PendingIsStale(fd, m)) {
+  if (m != nullptr && m->busy) {
+    WaitWhileBusy(m, lock);  // another thread is binding (or listening on) this socket
+    m = LookupMember(fd);
+  }
+  if (m != nullptr && !m->busy && PendingIsStale(fd, m)) {
     ForgetMember(fd, m);
     m = nullptr;
   }
-  if (m == nullptr) m = MemberForListedPort(fd, addr, len);
+  if (m == nullptr) m = MemberForListedPort(fd, addr, len, lock);
   if (m == nullptr) return Real().bind(fd, addr, len);
-  if (m->state != MemberState::kPending) {
+  if (m->state != MemberState::kPending || m->busy) {
     errno = EINVAL;  // the kernel's answer to binding a bound socket
     return -1;
   }
-  return EmulatedBind(fd, m, addr, len);
+  return EmulatedBind(fd, m, addr, len, lock);
 }
 
 int Listen(int fd, int backlog) {
@@ -488,15 +544,38 @@ int Listen(int fd, int backlog) {
     return -1;
   }
   TableLock lock;
-  if (LookupMember(fd) != m) return Real().listen(fd, backlog);
+  for (int i = 0; i < 3 && LookupMember(fd) == m && m->busy; ++i) WaitWhileBusy(m, lock);
+  if (LookupMember(fd) == m && m->busy) {
+    errno = ENOBUFS;  // the broker has not answered another call on this socket
+    return -1;
+  }
+  if (LookupMember(fd) != m || m->state == MemberState::kPending) return Real().listen(fd, backlog);
   struct rp_listen_request request {};
   request.backlog = backlog;
   BrokerReply reply;
   // After fork, ask on a link of our own: a reply on the shared one could be
   // read by the other process.
-  bool own_link = EnsureOwnLink(m, m->state == MemberState::kListening ? fd : m->channel_fd);
-  if (!own_link || CallBroker(m->link_fd, RP_OP_LISTEN, &request, sizeof(request), nullptr, 0, &reply) != 0) {
-    WarnBrokerUnreachable(errno);
+  pid_t me = getpid();
+  bool need_own_link = m->link_pid != me;
+  int channel = m->state == MemberState::kListening ? fd : m->channel_fd;
+  int link = m->link_fd;
+  BeginRoundTrip(m);
+  lock.Release();
+  int own = need_own_link ? OpenOwnLink(channel) : -1;
+  if (own >= 0) link = own;
+  int call = need_own_link && own < 0 ? -1
+                                      : CallBroker(link, RP_OP_LISTEN, &request, sizeof(request), nullptr, 0, &reply);
+  int err = errno;
+  lock.Acquire();
+  if (!EndRoundTrip(m)) {
+    if (own >= 0) Real().close(own);
+    CloseReplyFds(&reply);
+    errno = EBADF;  // closed by another thread while we asked
+    return -1;
+  }
+  if (own >= 0) InstallOwnLink(m, own, me);
+  if (call != 0) {
+    WarnBrokerUnreachable(err);
     if (m->state == MemberState::kListening) return 0;  // the group keeps its backlog
     errno = EADDRINUSE;
     return -1;

@@ -1,19 +1,27 @@
 // The broker goes away and comes back: members rejoin by themselves within a
 // second of a new broker starting, connections made meanwhile wait in the
 // kernel's backlog and are served, UDP flows stay with their members; a
-// planned takeover (--takeover, or SIGHUP) refuses nothing.
+// planned takeover (--takeover, or SIGHUP) refuses nothing. Every process
+// that holds a member rejoins, including a prefork master that never accepts,
+// and the broker's status names the processes that hold each member now.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "load_client.h"
 #include "member_paths.h"
+#include "readiness.h"
 #include "reuseport_fixture.h"
 
 namespace reuseport::testing {
@@ -188,6 +196,122 @@ TEST_F(BrokerRestartTest, SighupStartsASuccessorThatTakesOver) {
   TcpLoadResult r = RunTcpLoad(o);
   EXPECT_EQ(r.successes, 300) << r.Summary();
   kill(new_pid, SIGTERM);  // the successor is not our child
+}
+
+// The pids lifecycle_member --scenario prefork-reload wrote: master, workers.
+std::vector<int> ReadPids(const std::string& path) {
+  std::vector<int> pids;
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return pids;
+  for (absl::string_view word : absl::StrSplit(*text, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+    int pid = 0;
+    if (absl::SimpleAtoi(word, &pid)) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// The pids the broker says hold its one member, sorted.
+std::vector<int> HolderPids(const BrokerProcess& broker) {
+  std::vector<int> pids;
+  absl::StatusOr<ctl::JsonValue> doc = broker.Status();
+  if (!doc.ok()) return pids;
+  for (const auto& g : (*doc)["groups"].array) {
+    for (const auto& m : g["members"].array) {
+      for (const auto& h : m["holders"].array) pids.push_back(static_cast<int>(h["pid"].AsNumber()));
+    }
+  }
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
+
+// Waits (bounded, by asking the broker) until exactly `want` hold the member.
+bool WaitForHolders(const BrokerProcess& broker, std::vector<int> want, std::vector<int>* seen) {
+  std::sort(want.begin(), want.end());
+  for (int i = 0; i < 2500; ++i) {
+    *seen = HolderPids(broker);
+    if (*seen == want) return true;
+    usleep(2000);
+  }
+  return false;
+}
+
+std::string Pids(const std::vector<int>& pids) { return absl::StrJoin(pids, " "); }
+
+// nginx with `daemon on` after a broker restart: a master that never calls
+// accept() must rejoin too, or a reload (which ends the workers that did)
+// leaves the group with no member and the new workers with nothing to serve.
+TEST_F(BrokerRestartTest, PreforkMasterThatNeverAcceptsRejoinsAndAReloadLosesNothing) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  MemberOptions life = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", "prefork-reload", "--port", "0"},
+                                     "life", dir_.path(), *broker);
+  absl::StatusOr<MemberProcess> member = StartMember(std::move(life));
+  ASSERT_TRUE(member.ok()) << member.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok());
+  std::string pids_file = member->ready_file + ".pids";
+  std::vector<int> pids = ReadPids(pids_file), seen;
+  ASSERT_EQ(pids.size(), 3u);
+  // The daemon is nobody's child here: end it (and its workers) whatever happens.
+  struct EndDaemon {
+    const std::string& file;
+    ~EndDaemon() {
+      std::vector<int> now = ReadPids(file);
+      if (!now.empty()) kill(now[0], SIGTERM);
+    }
+  } end_daemon{pids_file};
+  // Every process that holds the member, each by its own link.
+  EXPECT_TRUE(WaitForHolders(*broker, pids, &seen)) << "holders " << Pids(seen) << ", expected " << Pids(pids);
+
+  for (int restart = 0; restart < 2; ++restart) {
+    SCOPED_TRACE(absl::StrCat("restart ", restart));
+    ASSERT_TRUE(broker->process().Signal(SIGKILL).ok());
+    ASSERT_TRUE(broker->process().Wait(absl::Seconds(10)).ok());
+    broker = BrokerProcess::Start(dir_.path());
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    ASSERT_TRUE(broker->WaitForMembers(1).ok());
+    EXPECT_TRUE(WaitForHolders(*broker, pids, &seen))
+        << "after the restart: holders " << Pids(seen) << ", expected " << Pids(pids) << " (the master first)";
+
+    // The reload: new workers, the old ones end.
+    std::remove(pids_file.c_str());
+    ASSERT_EQ(kill(pids[0], SIGHUP), 0);
+    ASSERT_TRUE(WaitForFile(pids_file, absl::Seconds(10)).ok());
+    std::vector<int> reloaded = ReadPids(pids_file);
+    ASSERT_EQ(reloaded.size(), 3u);
+    EXPECT_TRUE(WaitForHolders(*broker, reloaded, &seen))
+        << "after the reload: holders " << Pids(seen) << ", expected " << Pids(reloaded);
+    pids = reloaded;
+
+    TcpLoadOptions o;
+    o.port = member->port;
+    o.connections = 300;
+    o.connection_timeout = absl::Seconds(5);
+    TcpLoadResult r = RunTcpLoad(o);
+    EXPECT_EQ(r.successes, 300) << r.Summary();
+  }
+}
+
+// A new program image that inherited a listener and waits in poll() for a
+// connection holds the member as much as its old image did: it rejoins a
+// restarted broker without having used the fd.
+TEST_F(BrokerRestartTest, ExecdImageThatOnlyPollsRejoins) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  MemberOptions idle = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", "exec-idle"}, "idle",
+                                     dir_.path(), *broker);
+  absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup({std::move(idle)});
+  ASSERT_TRUE(members.ok()) << members.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok());
+  ASSERT_TRUE(broker->process().Signal(SIGKILL).ok());
+  ASSERT_TRUE(broker->process().Wait(absl::Seconds(10)).ok());
+  broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok()) << (*members)[0].process.ReadStderr();
+  TcpLoadOptions o;
+  o.port = (*members)[0].port;
+  o.connections = 200;
+  TcpLoadResult r = RunTcpLoad(o);
+  EXPECT_EQ(r.successes, 200) << r.Summary();
 }
 
 }  // namespace

@@ -75,7 +75,7 @@ TEST_P(ProcessLifeTest, ServesEveryConnectionExactlyOnceAlongsideAnOrdinaryMembe
 }
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, ProcessLifeTest,
-                         ::testing::Values("prefork", "exec-handoff", "vfork-close", "daemonize", "signal-fork",
+                         ::testing::Values("prefork", "exec-handoff", "exec-bare-env", "scm-handoff", "vfork-close", "daemonize", "signal-fork",
                                            "threads-churn", "dup-close"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;

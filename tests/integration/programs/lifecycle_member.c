@@ -10,6 +10,23 @@
  *   prefork        bind+listen, then fork 3 workers that accept (ids ID.w0..)
  *   exec-handoff   bind+listen, then exec itself with --inherited-fd N; the new
  *                  image checks getsockname/getsockopt on the fd, then serves
+ *   exec-bare-env  the same, but execve() with an empty environment (nginx's
+ *                  binary upgrade passes only the variables its `env` lines name)
+ *   exec-idle      the same as exec-handoff, but the new image touches the fd
+ *                  only with poll() until a connection comes (its port comes
+ *                  from the command line)
+ *   scm-handoff    bind+listen, then start a new image of itself (fork+exec,
+ *                  the listener close-on-exec) and hand it the listener over
+ *                  a Unix socket with SCM_RIGHTS, as haproxy -x does; the new
+ *                  image checks getsockname/getsockopt on the fd it received,
+ *                  serves, and the old one exits once it is ready
+ *   prefork-reload bind+listen, daemonize (the process that bound exits once
+ *                  the daemon is ready), fork 2 workers; the master keeps the
+ *                  listener and never accepts (nginx's `daemon on` master, whose
+ *                  shim never needed a thread of its own). SIGHUP: fork 2 new
+ *                  workers, then end the old ones (a reload). After start and
+ *                  after each reload it writes "<master> <w0> <w1>\n" to
+ *                  <ready-file>.pids (renamed into place)
  *   vfork-close    vfork a child that closes every fd 3..1023 and exits; serve
  *   daemonize      fork; the parent exits; the child setsid()s, closes every
  *                  fd it does not know (3..1023 except its listener), serves
@@ -172,6 +189,93 @@ static void prefork(int listener) {
   while (!g_stop) pause();
   for (int i = 0; i < 3; ++i) kill(workers[i], SIGTERM);
   for (int i = 0; i < 3; ++i) waitpid(workers[i], NULL, 0);
+}
+
+static volatile sig_atomic_t g_reload = 0;
+
+static void on_hup(int sig) {
+  (void)sig;
+  g_reload = 1;
+}
+
+/* Accepts only once poll() says a connection is there, as nginx's workers
+ * (epoll) do: a worker the broker gives nothing never calls accept(). */
+static void serve_polled(int listener, const char *id) {
+  struct pollfd p = {listener, POLLIN, 0};
+  while (!g_stop) {
+    if (poll(&p, 1, -1) != 1) continue;
+    int c = accept(listener, NULL, NULL);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      die("accept");
+    }
+    serve_one(c, id);
+    close(c);
+  }
+}
+
+static pid_t start_worker(int listener, int generation, int i) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    char id[64];
+    snprintf(id, sizeof(id), "%s.g%dw%d", g_id, generation, i);
+    install_term();
+    serve_polled(listener, id);
+    _exit(0);
+  }
+  return pid;
+}
+
+static void write_pids(pid_t w0, pid_t w1) {
+  char path[4096], tmp[4200];
+  snprintf(path, sizeof(path), "%s.pids", g_ready);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE *f = fopen(tmp, "we");
+  if (f == NULL) die("fopen(pids)");
+  fprintf(f, "%d %d %d\n", (int)getpid(), (int)w0, (int)w1);
+  fclose(f);
+  if (rename(tmp, path) != 0) die("rename(pids)");
+}
+
+static void prefork_reload(int listener) {
+  int told[2];
+  if (pipe(told) != 0) die("pipe");
+  pid_t daemon = fork();
+  if (daemon < 0) die("fork");
+  if (daemon > 0) {
+    char c;
+    close(told[1]);
+    _exit(read(told[0], &c, 1) == 1 ? 0 : 7);
+  }
+  close(told[0]);
+  setsid();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, NULL);
+  int generation = 0;
+  pid_t w[2];
+  for (int i = 0; i < 2; ++i) w[i] = start_worker(listener, generation, i);
+  write_pids(w[0], w[1]);
+  ready(listener);
+  if (write(told[1], "r", 1) != 1) die("write");
+  close(told[1]);
+  while (!g_stop) {
+    /* poll() rather than pause(): under TSan a handler runs only when an
+       intercepted call returns, and pause() is not one. */
+    poll(NULL, 0, 100);
+    if (!g_reload) continue;
+    g_reload = 0;
+    ++generation;
+    pid_t old[2] = {w[0], w[1]};
+    for (int i = 0; i < 2; ++i) w[i] = start_worker(listener, generation, i);
+    for (int i = 0; i < 2; ++i) kill(old[i], SIGTERM);
+    for (int i = 0; i < 2; ++i) waitpid(old[i], NULL, 0);
+    write_pids(w[0], w[1]);
+  }
+  for (int i = 0; i < 2; ++i) kill(w[i], SIGTERM);
+  for (int i = 0; i < 2; ++i) waitpid(w[i], NULL, 0);
 }
 
 static void vfork_close(int listener) {
@@ -357,10 +461,69 @@ static void dup_close(int listener) {
   serve(high, g_id);
 }
 
+static void scm_handoff(int listener, char **argv) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) die("socketpair");
+  if (fcntl(listener, F_SETFD, FD_CLOEXEC) != 0) die("F_SETFD");
+  fcntl(pair[0], F_SETFD, FD_CLOEXEC);
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    char fd_text[16];
+    snprintf(fd_text, sizeof(fd_text), "%d", pair[1]);
+    char *args[] = {argv[0], "--scenario", "scm-handoff", "--id", (char *)g_id, "--ready-file", (char *)g_ready,
+                    "--log", (char *)g_log_path, "--receive-from", fd_text, NULL};
+    execv("/proc/self/exe", args);
+    die("execv");
+  }
+  close(pair[1]);
+  char byte = 'L';
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  memset(control, 0, sizeof(control));
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &listener, sizeof(int));
+  if (sendmsg(pair[0], &msg, 0) != 1) die("sendmsg");
+  /* The new image says when it serves; then the old one goes, as haproxy's does. */
+  if (read(pair[0], &byte, 1) != 1) _exit(7);
+  close(listener);
+  _exit(0);
+}
+
+static int receive_listener(int from) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (recvmsg(from, &msg, 0) != 1) die("recvmsg");
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (c == NULL || c->cmsg_type != SCM_RIGHTS) {
+    fprintf(stderr, "lifecycle_member: no fd received\n");
+    exit(6);
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
 int main(int argc, char **argv) {
   const char *scenario = NULL;
   unsigned port = 0;
-  int inherited = -1;
+  int inherited = -1, receive_from = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--scenario") == 0) scenario = argv[i + 1];
     else if (strcmp(argv[i], "--port") == 0) port = (unsigned)atoi(argv[i + 1]);
@@ -368,6 +531,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--ready-file") == 0) g_ready = argv[i + 1];
     else if (strcmp(argv[i], "--log") == 0) g_log_path = argv[i + 1];
     else if (strcmp(argv[i], "--inherited-fd") == 0) inherited = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--receive-from") == 0) receive_from = atoi(argv[i + 1]);
   }
   if (scenario == NULL || g_ready == NULL || g_log_path == NULL) {
     fprintf(stderr, "usage: lifecycle_member --scenario NAME --port P --id ID --ready-file F --log L\n");
@@ -375,6 +539,11 @@ int main(int argc, char **argv) {
   }
   install_term();
   g_log = open_request_log(g_log_path);
+  if (inherited >= 0 && strcmp(scenario, "exec-idle") == 0) {
+    write_ready_file(g_ready, port);
+    serve_polled(inherited, g_id);
+    return 0;
+  }
   if (inherited >= 0) {
     /* The new image after exec: learn about the inherited fd as nginx does. */
     check_listener(inherited);
@@ -383,17 +552,37 @@ int main(int argc, char **argv) {
     serve(inherited, g_id);
     return 0;
   }
+  if (receive_from >= 0) {
+    /* The new image of scm-handoff: match the received fd as haproxy does. */
+    int fd = receive_listener(receive_from);
+    check_listener(fd);
+    ready(fd);
+    if (write(receive_from, "r", 1) != 1) die("write");
+    close(receive_from);
+    serve(fd, g_id);
+    return 0;
+  }
   int listener = open_listener(port);
   if (strcmp(scenario, "prefork") == 0) {
     prefork(listener);
-  } else if (strcmp(scenario, "exec-handoff") == 0) {
+  } else if (strcmp(scenario, "exec-handoff") == 0 || strcmp(scenario, "exec-bare-env") == 0 ||
+             strcmp(scenario, "exec-idle") == 0) {
     char fd_text[16], port_text[16];
     snprintf(fd_text, sizeof(fd_text), "%d", listener);
     snprintf(port_text, sizeof(port_text), "%u", port_of(listener));
-    char *args[] = {argv[0], "--scenario", "exec-handoff", "--port", port_text, "--id", (char *)g_id,
+    char *args[] = {argv[0], "--scenario", (char *)scenario, "--port", port_text, "--id", (char *)g_id,
                     "--ready-file", (char *)g_ready, "--log", (char *)g_log_path, "--inherited-fd", fd_text, NULL};
+    if (strcmp(scenario, "exec-bare-env") == 0) {
+      char *empty[] = {NULL};
+      execve("/proc/self/exe", args, empty);
+      die("execve");
+    }
     execv("/proc/self/exe", args);
     die("execv");
+  } else if (strcmp(scenario, "scm-handoff") == 0) {
+    scm_handoff(listener, argv);
+  } else if (strcmp(scenario, "prefork-reload") == 0) {
+    prefork_reload(listener);
   } else if (strcmp(scenario, "vfork-close") == 0) {
     vfork_close(listener);
   } else if (strcmp(scenario, "daemonize") == 0) {
