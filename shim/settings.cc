@@ -103,6 +103,15 @@ const Settings& GetSettings() {
   return g_settings;
 }
 
+void StepAside() {
+  pthread_once(&g_settings_once, LoadSettings);
+  g_settings.mode = Mode::kOff;
+  static int told;
+  if (FirstTime(&told)) {
+    RawLog(kLogError).Str("stepping aside: this program runs without reuseport and sees the running kernel").Emit();
+  }
+}
+
 bool PortListed(const Settings& settings, uint16_t port, int protocol) {
   uint8_t want = protocol == RP_PROTO_UDP ? kPortUdp : kPortTcp;
   for (int i = 0; i < settings.port_count; ++i) {
