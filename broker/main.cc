@@ -18,9 +18,11 @@
 #include "broker.h"
 #include "hardening.h"
 #include "log.h"
+#include "pid_file.h"
 #include "reuseport/protocol.h"
 
-ABSL_FLAG(std::string, socket, RP_DEFAULT_SOCKET, "Path of the control socket members connect to.");
+ABSL_FLAG(std::string, socket, rp_default_socket(),
+          "Path of the control socket members connect to (" RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist).");
 ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (octal); every request is checked on its own.");
 ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
 ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
@@ -49,6 +51,9 @@ ABSL_FLAG(bool, selftest_forbidden_syscall, false,
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve GET /metrics (Prometheus text) over HTTP on HOST:PORT, e.g. 127.0.0.1:9135; empty: off.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
+ABSL_FLAG(std::string, pidfile, "",
+          "Write the broker's pid to this file once it serves (for init scripts); a successor started by SIGHUP "
+          "writes its own. Removed at exit unless a successor took over.");
 
 namespace {
 
@@ -78,6 +83,7 @@ constexpr char kUsage[] =
     "SYNOPSIS\n"
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
     "             [--member_window N] [--stall_ms MS] [--udp_queue_bytes N] [--ready_fd FD]\n"
+    "             [--pidfile FILE]\n"
     "  reuseportd --check_config [--policy FILE]\n"
     "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
     "\n"
@@ -181,6 +187,14 @@ int main(int argc, char** argv) {
     Log(Severity::kError, "cannot start: %s", s.ToString());
     return 1;
   }
+  // Before the system call filter, which has no fchmod.
+  const std::string pidfile = absl::GetFlag(FLAGS_pidfile);
+  if (!pidfile.empty()) {
+    if (absl::Status s = WritePidFile(pidfile, getpid()); !s.ok()) {
+      Log(Severity::kError, "cannot start: %s", s.message());
+      return 1;
+    }
+  }
   // Hardening comes after start (the socket path, the flow key file) and
   // before the first request.
   if (seccomp != SeccompMode::kOff) broker.SetSuccessorLauncher(StartSuccessorLauncher(broker.SuccessorArgv()));
@@ -202,5 +216,6 @@ int main(int argc, char** argv) {
   }
   broker.Run();
   g_broker = nullptr;
+  if (!pidfile.empty() && !broker.handed_over()) RemovePidFileIfOurs(pidfile, getpid());
   return 0;
 }
