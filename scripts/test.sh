@@ -6,6 +6,8 @@
 # sanitized.asan and sanitized.tsan, which run the unit and integration tests
 # of the other two, so ctest's one summary covers everything.
 # REUSEPORT_SANITIZERS=0 skips the sanitizer builds (and excludes those tests).
+# Then the release (scripts/package.sh: build-release/, dist/), which the
+# tests labelled release check: ELF floor, SysV script, .deb install, packages.
 # Usage: scripts/test.sh [ctest arguments...]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,9 @@ if [ "${REUSEPORT_SANITIZERS:-1}" = "1" ]; then
 else
   exclude=(-LE sanitizer)
 fi
+
+echo "test: making the release (scripts/package.sh)"
+REUSEPORT_RELEASE_BUILD_DIR="$build-release" "$repo/scripts/package.sh" >/dev/null
 
 cd "$build"
 ctest --output-on-failure --timeout 900 -j"${REUSEPORT_TEST_JOBS:-1}" "${exclude[@]}" "$@"
