@@ -25,7 +25,8 @@ ABSL_FLAG(std::string, socket, rp_default_socket(),
           "Path of the control socket members connect to (" RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist).");
 ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (octal); every request is checked on its own.");
 ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
-ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
+ABSL_FLAG(bool, syslog, false,
+          "Log to syslog (daemon facility, /dev/log) instead of stderr; lines /dev/log does not take go to stderr.");
 ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
 ABSL_FLAG(int, stall_ms, 200,
           "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
