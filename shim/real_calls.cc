@@ -89,7 +89,9 @@ struct Trouble {
   int more = 0;                // how many others failed too
 };
 
-// `required`: a function every glibc from 2.12 on has. If it is missing, or
+// `required`: a function every glibc has had since long before 2.12 (the
+// newer ones, recvmmsg, sendmmsg, accept4 and dup3, are optional). If it is
+// missing, or
 // RTLD_NEXT finds the shim's own hook (the library loaded twice, or linked in
 // the wrong order: calling it would recurse forever), this is not a C library
 // the shim understands, so it steps aside; until then, and for whatever the
@@ -139,7 +141,7 @@ void ResolveAll() {
   REQUIRED(bind, bind, SysBind);
   REQUIRED(listen, listen, SysListen);
   REQUIRED(accept, accept, SysAccept);
-  REQUIRED(accept4, accept4, SysAccept4);
+  OPTIONAL(accept4, accept4, SysAccept4);  // glibc 2.10
   REQUIRED(connect, connect, SysConnect);
   REQUIRED(getsockname, getsockname, SysGetsockname);
   REQUIRED(getpeername, getpeername, SysGetpeername);
@@ -147,7 +149,7 @@ void ResolveAll() {
   REQUIRED(recv, recv, SysRecv);
   REQUIRED(recvfrom, recvfrom, SysRecvfrom);
   REQUIRED(recvmsg, recvmsg, SysRecvmsg);
-  REQUIRED(recvmmsg, recvmmsg, SysRecvmmsg);  // glibc 2.12
+  OPTIONAL(recvmmsg, recvmmsg, SysRecvmmsg);  // glibc 2.12 (SLES 11 has 2.11)
   REQUIRED(read, read, SysRead);
   REQUIRED(readv, readv, SysReadv);
   REQUIRED(send, send, SysSend);
@@ -159,7 +161,7 @@ void ResolveAll() {
   REQUIRED(close, close, SysClose);
   REQUIRED(dup, dup, SysDup);
   REQUIRED(dup2, dup2, SysDup2);
-  REQUIRED(dup3, dup3, SysDup3);
+  OPTIONAL(dup3, dup3, SysDup3);  // glibc 2.9
   REQUIRED(fcntl, fcntl, SysFcntl);
   REQUIRED(ioctl, ioctl, SysIoctl);
   // No stand-in: callers check for null (the hook then does what a libc
