@@ -91,12 +91,12 @@ struct Trouble {
 
 // `required`: a function every glibc has had since long before 2.12 (the
 // newer ones, recvmmsg, sendmmsg, accept4 and dup3, are optional). If it is
-// missing, or
-// RTLD_NEXT finds the shim's own hook (the library loaded twice, or linked in
-// the wrong order: calling it would recurse forever), this is not a C library
-// the shim understands, so it steps aside; until then, and for whatever the
-// program still calls, the system call stands in. An optional function that
-// is missing (sendmmsg before glibc 2.14) just takes its stand-in.
+// missing, or RTLD_NEXT finds the shim's own hook (the library loaded twice,
+// or linked in the wrong order: calling it would recurse forever), this is
+// not a C library the shim understands, so it steps aside; until then, and
+// for whatever the program still calls, the system call stands in. An
+// optional function that is missing (sendmmsg before glibc 2.14) just takes
+// its stand-in.
 template <typename T>
 struct Exactly {  // keeps a null stand-in from taking part in deducing Fn
   using type = T;
