@@ -1,7 +1,7 @@
 // The release's SysV init script, its whole life, against the release's own
 // broker: status, start, start again, servers joining, reload (the SIGHUP
 // hand-off) while connections stream in with none refused, restart with the
-// servers rejoining, stop, stop again. The script and everything it starts run
+// servers rejoining, force-reload, stop, stop again; try-restart. The script and everything it starts run
 // under the release's reuseport-legacy-kernel --kernel 3.2; so do the servers
 // (this build's tcp_member, started by the release's reuseport-run with the
 // release's shim).
@@ -423,10 +423,18 @@ TEST_P(SysvInitTest, WholeLifeWithAReloadUnderLoad) {
   EXPECT_EQ(served.per_member.size(), 4u) << Describe(served);
   std::cout << "[ " << said << " ] after restart: " << Describe(served) << "\n";
 
+  // force-reload: the same hand-off as reload (LSB's name for it).
+  ScriptResult force = Script("force-reload");
+  ASSERT_EQ(force.code(), 0) << force.output << "\nbroker log:\n" << BrokerLog();
+  pid_t fourth = PidFromFile();
+  EXPECT_NE(fourth, third);
+  EXPECT_TRUE(WaitGone(third));
+  EXPECT_OK(WaitForMembers(4));
+
   // stop: gone, and so are its pid file and socket.
   ScriptResult stop = Script("stop");
   EXPECT_EQ(stop.code(), 0) << stop.output;
-  EXPECT_TRUE(WaitGone(third));
+  EXPECT_TRUE(WaitGone(fourth));
   EXPECT_NE(access(pidfile_.c_str(), F_OK), 0) << "pid file left";
   EXPECT_NE(access(socket_.c_str(), F_OK), 0) << "socket left";
   status = Script("status");
@@ -461,6 +469,22 @@ TEST_P(SysvInitTest, InvalidPolicyIsRefusedAtStartAndReload) {
   WriteDefaults(release_->Policy());
   EXPECT_EQ(Script("stop").code(), 0);
   EXPECT_TRUE(WaitGone(pid));
+}
+
+TEST_P(SysvInitTest, TryRestartRestartsOnlyARunningBroker) {
+  ScriptResult idle = Script("try-restart");
+  EXPECT_EQ(idle.code(), 0) << idle.output;
+  EXPECT_EQ(Script("status").code(), 3) << "try-restart started a broker that was not running";
+  ASSERT_EQ(Script("start").code(), 0) << BrokerLog();
+  pid_t before = PidFromFile();
+  ScriptResult restarted = Script("condrestart");  // RHEL's name for it
+  EXPECT_EQ(restarted.code(), 0) << restarted.output;
+  pid_t after = PidFromFile();
+  EXPECT_GT(after, 0);
+  EXPECT_NE(after, before);
+  EXPECT_TRUE(WaitGone(before));
+  EXPECT_EQ(Script("stop").code(), 0);
+  EXPECT_TRUE(WaitGone(after));
 }
 
 TEST_P(SysvInitTest, UnknownActionIsAUsageError) {
