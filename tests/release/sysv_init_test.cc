@@ -57,6 +57,9 @@ std::string Name(Environment e) {
   return "?";
 }
 
+// gtest prints the parameter in test names: "Debian", not its bytes.
+void PrintTo(Environment e, std::ostream* os) { *os << Name(e); }
+
 // Enters the constructed root: the host's /usr without start-stop-daemon and
 // LSB's functions, /dev, /proc, the host's /tmp (where the release and the
 // test's files are, at the same paths). Private mounts: the host sees none.
