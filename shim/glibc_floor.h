@@ -1,6 +1,7 @@
 // The oldest C library the shim loads into: glibc 2.12 (RHEL 6; Debian 7 has
 // eglibc 2.13, Ubuntu 12.04 glibc 2.15). Force-included into every file of the
-// shim (shim/CMakeLists.txt), so no code has to remember it.
+// shim (shim/CMakeLists.txt), so no code has to remember it; not in TSan
+// builds, whose shim depends on libtsan and is never shipped.
 //
 // A library built against a newer glibc binds each function to the newest
 // version of its symbol, and the loader of an older glibc refuses to start a
