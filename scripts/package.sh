@@ -33,7 +33,8 @@ cmake -S "$repo" -B "$build" \
 cmake --build "$build" -j"$jobs" >/dev/null
 version="$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")"
 name="reuseport-$version-linux-x86_64"
-# Reproducible archives: the time of the last commit, not of the build.
+# Archive timestamps: the last commit's time, not the build's (the binaries still embed
+# their build paths, so two builds in different directories differ).
 epoch="$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)"
 export SOURCE_DATE_EPOCH="$epoch"
 
