@@ -42,6 +42,9 @@ class Broker {
   void NotifyReady();
   void Run();
   void Stop() { loop_.Stop(); }
+  // After Run(): a successor took the socket over (SIGHUP, --takeover), so
+  // what we would clean up at exit (the pid file) is its now.
+  bool handed_over() const { return control_ != nullptr && control_->handed_over(); }
   // SIGHUP: start a successor (this binary, same flags, --takeover); we keep
   // serving until it takes over. Async-signal-safe.
   void RequestRestart();

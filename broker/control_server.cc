@@ -497,6 +497,7 @@ void ControlServer::HandleTakeover(Link* link, Record& record) {
   Log(Severity::kInfo, "pid %d (%s) takes over; leaving %d link(s) to it", link->identity.creds.pid, link->command,
       links_.size() - 1);
   Reply(link, h, 0, nullptr, 0);
+  handed_over_ = true;
   // Exit without touching members: their channels and group sockets stay
   // open in their own processes, and they rejoin the successor.
   loop_.Stop();

@@ -107,6 +107,8 @@ class ControlServer {
 
   const ControlTotals& totals() const { return totals_; }
   size_t link_count() const { return links_.size(); }
+  // Set once a successor took over: the broker exits leaving its files to it.
+  bool handed_over() const { return handed_over_; }
   const ReplyBudget& reply_budget() const { return reply_budget_; }
   // The socket directory (hardening allows removing files there only).
   int socket_directory_fd() const { return control_socket_.directory_fd(); }
@@ -169,6 +171,7 @@ class ControlServer {
   uint64_t last_link_id_ = 0;
   std::vector<char> buffer_;
   ControlTotals totals_;
+  bool handed_over_ = false;
 };
 
 }  // namespace reuseport::broker

@@ -222,7 +222,7 @@ absl::Status DropCapabilities(const std::vector<KeptCapability>& keep) {
   return SetCapabilities(keep);
 }
 
-absl::Status InstallSyscallFilter(SeccompMode mode, int socket_directory_fd) {
+absl::Status InstallSyscallFilter(SeccompMode mode, const std::vector<int>& removable_directories) {
   if (mode == SeccompMode::kOff) return absl::OkStatus();
   uint32_t deny = mode == SeccompMode::kErrno ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_KILL_PROCESS;
   scmp_filter_ctx ctx = seccomp_init(deny);
@@ -262,9 +262,10 @@ absl::Status InstallSyscallFilter(SeccompMode mode, int socket_directory_fd) {
                                scmp_datum_t{FIONCLEX}}) {
     narrowed.push_back({"ioctl", Arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, request)});
   }
-  // The control socket's path is removed at exit, from its directory only.
-  if (socket_directory_fd >= 0) {
-    narrowed.push_back({"unlinkat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(socket_directory_fd))});
+  // The control socket's path and the pid file are removed at exit, from
+  // their directories only.
+  for (int directory : removable_directories) {
+    if (directory >= 0) narrowed.push_back({"unlinkat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(directory))});
   }
   for (const Narrowed& n : narrowed) {
     if (std::find_if(std::begin(kAllowedForSanitizers), std::end(kAllowedForSanitizers),

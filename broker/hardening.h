@@ -59,9 +59,10 @@ uint64_t RaiseFdLimit();
 // still runs.
 absl::Status DropCapabilities(const std::vector<KeptCapability>& keep);
 
-// `socket_directory_fd` is the one directory the broker may remove files
-// from once filtered (its socket's, at exit).
-absl::Status InstallSyscallFilter(SeccompMode mode, int socket_directory_fd);
+// `removable_directories` are the directory fds the broker may remove files
+// from once filtered (its socket's and its pid file's, at exit); -1 entries
+// are skipped.
+absl::Status InstallSyscallFilter(SeccompMode mode, const std::vector<int>& removable_directories);
 
 }  // namespace reuseport::broker
 

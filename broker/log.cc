@@ -1,8 +1,13 @@
 #include "log.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <string>
 
 #include <atomic>
 #include <mutex>
@@ -17,6 +22,14 @@ namespace {
 
 std::atomic<int> g_max_severity{static_cast<int>(Severity::kInfo)};
 std::atomic<bool> g_syslog{false};
+
+// --syslog: datagrams to /dev/log from a socket made at start, before the
+// system call filter, which has no socket(). glibc's syslog() makes its socket
+// lazily, and again after every failure (no /dev/log, as in a chroot, a
+// container or early boot; a restarted syslogd), and the filter answers that
+// by killing the broker. A line /dev/log does not take goes to stderr.
+int g_syslog_fd = -1;
+const char* g_syslog_ident = "reuseportd";
 
 const char* Name(Severity s) {
   switch (s) {
@@ -55,14 +68,23 @@ bool ParseSeverity(absl::string_view text, Severity* out) {
 }
 
 void EnableSyslog(const char* ident) {
-  openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  g_syslog = true;
+  g_syslog_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  g_syslog_ident = ident;
+  g_syslog = g_syslog_fd >= 0;
 }
 
 void LogLine(Severity s, absl::string_view message) {
   if (g_syslog) {
-    syslog(SyslogPriority(s), "%.*s", static_cast<int>(message.size()), message.data());
-    return;
+    // RFC 3164 without the timestamp: syslog daemons stamp what they receive.
+    std::string datagram = absl::StrFormat("<%d>%s[%d]: %s", LOG_DAEMON | SyslogPriority(s), g_syslog_ident,
+                                           static_cast<int>(getpid()), message);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, "/dev/log");
+    if (sendto(g_syslog_fd, datagram.data(), datagram.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&addr),
+               sizeof(addr)) == static_cast<ssize_t>(datagram.size())) {
+      return;
+    }
   }
   struct timespec ts {};
   clock_gettime(CLOCK_REALTIME, &ts);

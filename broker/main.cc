@@ -22,12 +22,15 @@
 #include "broker.h"
 #include "hardening.h"
 #include "log.h"
+#include "pid_file.h"
 #include "reuseport/protocol.h"
 
-ABSL_FLAG(std::string, socket, RP_DEFAULT_SOCKET, "Path of the control socket members connect to.");
+ABSL_FLAG(std::string, socket, rp_default_socket(),
+          "Path of the control socket members connect to (" RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist).");
 ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (octal); every request is checked on its own.");
 ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
-ABSL_FLAG(bool, syslog, false, "Log to syslog (daemon facility) instead of stderr.");
+ABSL_FLAG(bool, syslog, false,
+          "Log to syslog (daemon facility, /dev/log) instead of stderr; lines /dev/log does not take go to stderr.");
 ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
 ABSL_FLAG(int, stall_ms, 200,
           "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
@@ -58,6 +61,9 @@ ABSL_FLAG(std::string, selftest_forbidden_syscall, "",
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve GET /metrics (Prometheus text) over HTTP on HOST:PORT, e.g. 127.0.0.1:9135; empty: off.");
 ABSL_FLAG(int, ready_fd, -1, "Write READY=1 to this fd and close it once serving (for supervisors and tests).");
+ABSL_FLAG(std::string, pidfile, "",
+          "Write the broker's pid to this file once it serves (for init scripts); a successor started by SIGHUP "
+          "writes its own. Removed at exit unless a successor took over.");
 
 namespace {
 
@@ -87,7 +93,7 @@ constexpr char kUsage[] =
     "SYNOPSIS\n"
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
     "             [--member_window N] [--stall_ms MS] [--join_wait 500ms] [--udp_queue_bytes N]\n"
-    "             [--ready_fd FD]\n"
+    "             [--ready_fd FD] [--pidfile FILE]\n"
     "  reuseportd --check_config [--policy FILE]\n"
     "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
     "\n"
@@ -198,6 +204,15 @@ int main(int argc, char** argv) {
     Log(Severity::kError, "cannot start: %s", s.ToString());
     return 1;
   }
+  // Before the system call filter, which has no fchmod.
+  const std::string pidfile = absl::GetFlag(FLAGS_pidfile);
+  PidFile pid_file;
+  if (!pidfile.empty()) {
+    if (absl::Status s = pid_file.Write(pidfile, getpid()); !s.ok()) {
+      Log(Severity::kError, "cannot start: %s", s.message());
+      return 1;
+    }
+  }
   // Hardening comes after start (the socket path, the flow key file) and
   // before the first request.
   bool drop = absl::GetFlag(FLAGS_drop_capabilities);
@@ -212,7 +227,7 @@ int main(int argc, char** argv) {
       for (const KeptCapability& k : keep) Log(Severity::kInfo, "keeping capability %d: %s", k.capability, k.reason);
     }
   }
-  if (absl::Status s = InstallSyscallFilter(seccomp, broker.SocketDirectoryFd()); !s.ok()) {
+  if (absl::Status s = InstallSyscallFilter(seccomp, {broker.SocketDirectoryFd(), pid_file.directory_fd()}); !s.ok()) {
     Log(Severity::kWarning, "%s; running without a system call filter", s.message());
   } else if (seccomp != SeccompMode::kOff) {
     g_filter_installed = 1;
@@ -242,5 +257,6 @@ int main(int argc, char** argv) {
   }
   broker.Run();
   g_broker = nullptr;
+  if (!broker.handed_over()) pid_file.RemoveIfOurs(getpid());
   return 0;
 }

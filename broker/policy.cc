@@ -1,7 +1,6 @@
 #include "policy.h"
 
-#include <grp.h>
-#include <pwd.h>
+#include <linux/capability.h>
 
 #include <stdint.h>
 
@@ -14,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "reuseport/protocol.h"
+#include "user_database.h"
 
 namespace reuseport::broker {
 
@@ -23,19 +23,17 @@ absl::Status LineError(const std::string& origin, int line, const std::string& w
   return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, line, what));
 }
 
-bool ParseId(absl::string_view value, bool is_uid, uint32_t* out) {
-  if (absl::SimpleAtoi(value, out)) return true;
-  std::string name(value);
-  if (is_uid) {
-    struct passwd* pw = getpwnam(name.c_str());
-    if (pw == nullptr) return false;
-    *out = pw->pw_uid;
-  } else {
-    struct group* gr = getgrnam(name.c_str());
-    if (gr == nullptr) return false;
-    *out = gr->gr_gid;
+// A number, or a name from /etc/passwd or /etc/group (user_database.h: not
+// NSS, which a static broker cannot use). The error is the line's message.
+absl::Status ParseId(absl::string_view value, bool is_uid, uint32_t* out) {
+  if (absl::SimpleAtoi(value, out)) return absl::OkStatus();
+  absl::StatusOr<uint32_t> id = is_uid ? FindUserId(value) : FindGroupId(value);
+  if (absl::IsNotFound(id.status())) {
+    return absl::NotFoundError(absl::StrFormat("no such %s '%s'", is_uid ? "user" : "group", value));
   }
-  return true;
+  if (!id.ok()) return id.status();
+  *out = *id;
+  return absl::OkStatus();
 }
 
 // "80", "80,443" (one rule each) or "8000-8100".
@@ -83,8 +81,8 @@ absl::StatusOr<Policy> Policy::Parse(const std::string& text, const std::string&
       base.by_uid = has_uid;
       base.line = n;
       const std::string& who = has_uid ? fields["uid"] : fields["gid"];
-      if (!ParseId(who, has_uid, &base.id)) {
-        return LineError(origin, n, absl::StrFormat("no such %s '%s'", has_uid ? "user" : "group", who));
+      if (absl::Status id = ParseId(who, has_uid, &base.id); !id.ok()) {
+        return LineError(origin, n, std::string(id.message()));
       }
       if (fields.contains("protocol")) {
         const std::string& proto = fields["protocol"];
@@ -113,7 +111,9 @@ absl::StatusOr<Policy> Policy::Parse(const std::string& text, const std::string&
       bool one_uid = fields.contains("uid");
       uint32_t uid = 0;
       if (one_uid) {
-        if (!ParseId(fields["uid"], true, &uid)) return LineError(origin, n, absl::StrFormat("no such user '%s'", fields["uid"]));
+        if (absl::Status id = ParseId(fields["uid"], true, &uid); !id.ok()) {
+          return LineError(origin, n, std::string(id.message()));
+        }
         copy = p.per_uid_.contains(uid) ? p.per_uid_[uid] : p.defaults_;
         target = &copy;
       }

@@ -16,7 +16,8 @@
 //   allow  lets the processes of a uid, or of a group (primary or
 //          supplementary), join ports below 1024 without the capability, and
 //          have the broker bind such a port for them. protocol is tcp, udp or
-//          both (the default). Names are looked up when the file is read.
+//          both (the default). Names are looked up in /etc/passwd and
+//          /etc/group when the file is read (user_database.h).
 //   limit  without uid= sets the default for every uid; with uid= for one.
 //          groups   groups a uid may own
 //          members  member sockets of a uid

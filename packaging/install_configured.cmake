@@ -25,14 +25,18 @@ function(reuseport_full_dir out dir kind)
 endfunction()
 
 # Configures `template` with @VAR@ substitution and installs it as
-# <destination>/<name>. The configured copy is written under a name of its own
-# (several installs may run at once from one build tree, e.g. parallel tests)
-# and removed afterwards.
+# <destination>/<name> (executable if a fourth argument says PROGRAM). The
+# configured copy is written under a name of its own (several installs may run
+# at once from one build tree, e.g. parallel tests) and removed afterwards.
 function(reuseport_install_configured template destination name)
   string(RANDOM LENGTH 12 suffix)
   set(staged "${REUSEPORT_PACKAGING_BINARY_DIR}/install-${suffix}/${name}")
   configure_file("${template}" "${staged}" @ONLY)
-  file(INSTALL DESTINATION "${destination}" TYPE FILE FILES "${staged}")
+  if(ARGV3 STREQUAL "PROGRAM")
+    file(INSTALL DESTINATION "${destination}" TYPE PROGRAM FILES "${staged}")
+  else()
+    file(INSTALL DESTINATION "${destination}" TYPE FILE FILES "${staged}")
+  endif()
   file(REMOVE_RECURSE "${REUSEPORT_PACKAGING_BINARY_DIR}/install-${suffix}")
 endfunction()
 
@@ -56,11 +60,16 @@ reuseport_full_dir(REUSEPORT_FULL_SBINDIR "${REUSEPORT_SBINDIR}" SBINDIR)
 reuseport_full_dir(REUSEPORT_FULL_SYSCONFDIR "${REUSEPORT_SYSCONFDIR}" SYSCONFDIR)
 reuseport_full_dir(REUSEPORT_FULL_INCLUDEDIR "${REUSEPORT_INCLUDEDIR}" INCLUDEDIR)
 reuseport_full_dir(REUSEPORT_FULL_LIBDIR "${REUSEPORT_LIBDIR}" LIBDIR)
+reuseport_full_dir(REUSEPORT_FULL_DATADIR "${REUSEPORT_DATADIR}" DATADIR)
 reuseport_full_dir(REUSEPORT_FULL_UNITDIR "${REUSEPORT_SYSTEMD_UNIT_DIR}" UNITDIR)
 set(REUSEPORT_PREFIX "${CMAKE_INSTALL_PREFIX}")
 
 reuseport_install_configured("${REUSEPORT_PACKAGING_SOURCE_DIR}/reuseportd.service.in"
                              "${REUSEPORT_FULL_UNITDIR}" reuseportd.service)
+reuseport_install_configured("${REUSEPORT_PACKAGING_SOURCE_DIR}/init/reuseportd.sysv.in"
+                             "${REUSEPORT_FULL_SYSCONFDIR}/init.d" reuseportd PROGRAM)
+reuseport_install_configured("${REUSEPORT_PACKAGING_SOURCE_DIR}/init/reuseportd.upstart.in"
+                             "${REUSEPORT_FULL_DATADIR}/reuseport/upstart" reuseportd.conf)
 reuseport_install_configured("${REUSEPORT_PACKAGING_SOURCE_DIR}/reuseport.pc.in"
                              "${REUSEPORT_FULL_LIBDIR}/pkgconfig" reuseport.pc)
 reuseport_install_config_file("${REUSEPORT_PACKAGING_SOURCE_DIR}/policy.conf"

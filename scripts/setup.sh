@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what reuseport needs on Debian 12 (as root), then configures and
-# builds it. Sourced by scripts/test.sh and scripts/demo.sh; safe to rerun.
+# builds it. Run by scripts/test.sh, scripts/demo.sh and scripts/package.sh;
+# safe to rerun. --packages-only: install the packages, build nothing.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${REUSEPORT_BUILD_DIR:-$repo/build}"
@@ -13,6 +14,7 @@ packages=(
   haproxy unbound python3-gunicorn openssl
   manpages-dev
   clang libclang-rt-14-dev llvm-14
+  rpm cpio                  # scripts/package.sh (rpmbuild) and the package tests (rpm -qp, rpm2cpio)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -30,6 +32,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
 fi
+
+[ "${1:-}" = "--packages-only" ] && exit 0
 
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE="${REUSEPORT_BUILD_TYPE:-RelWithDebInfo}" ${REUSEPORT_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j"$(nproc)"

@@ -9,6 +9,8 @@
 # Tests that need something this host may lack (IPv6, namespaces, root) skip
 # with the reason; a program the suite runs that is missing is a failure here
 # (REUSEPORT_REQUIRE_PROGRAMS=1), since setup.sh installs them all.
+# Then the release (scripts/package.sh: build-release/, dist/), which the
+# tests labelled release check: ELF floor, SysV script, .deb install, packages.
 # Usage: scripts/test.sh [ctest arguments...]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +41,8 @@ bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
 if [ "${REUSEPORT_SANITIZERS:-1}" = "1" ] && [ "$bits" -gt 28 ]; then
   echo "test: vm.mmap_rnd_bits is $bits: the sanitized suites run through tests/run_sanitized.sh, which says what it does"
 fi
+echo "test: making the release (scripts/package.sh)"
+REUSEPORT_RELEASE_BUILD_DIR="$build-release" "$repo/scripts/package.sh" >/dev/null
 
 cd "$build"
 ctest --output-on-failure --timeout 900 -j"${REUSEPORT_TEST_JOBS:-1}" "${exclude[@]}" "$@"

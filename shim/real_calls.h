@@ -2,7 +2,10 @@
 //
 // Internal code calls only these, never the exported hooks, so the shim never
 // re-enters itself. Resolution is lazy and once-guarded because hooks can run
-// before our constructor (from other libraries' constructors).
+// before our constructor (from other libraries' constructors). A function the
+// C library lacks (sendmmsg before glibc 2.14) gets a system call standing in;
+// if a function every glibc since 2.12 has cannot be found, the shim steps
+// aside (settings.h) rather than stop the program.
 #ifndef REUSEPORT_SHIM_REAL_CALLS_H_
 #define REUSEPORT_SHIM_REAL_CALLS_H_
 
@@ -36,7 +39,7 @@ struct RealCalls {
   ssize_t (*send)(int, const void*, size_t, int);
   ssize_t (*sendto)(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
   ssize_t (*sendmsg)(int, const struct msghdr*, int);
-  int (*sendmmsg)(int, struct mmsghdr*, unsigned int, int);
+  int (*sendmmsg)(int, struct mmsghdr*, unsigned int, int);  // glibc 2.14, else the system call
   ssize_t (*write)(int, const void*, size_t);
   ssize_t (*writev)(int, const struct iovec*, int);
   int (*close)(int);

@@ -83,10 +83,10 @@ void LoadSettings() {
   }
 
   const char* path = getenv("REUSEPORT_SOCKET");
-  if (path == nullptr || *path == '\0') path = RP_DEFAULT_SOCKET;
+  if (path == nullptr || *path == '\0') path = rp_default_socket();
   if (strlen(path) >= sizeof(s.socket_path)) {
-    RawLog(kLogWarn).Str("REUSEPORT_SOCKET is longer than a Unix socket path can be; using ").Str(RP_DEFAULT_SOCKET).Emit();
-    path = RP_DEFAULT_SOCKET;
+    RawLog(kLogWarn).Str("REUSEPORT_SOCKET is longer than a Unix socket path can be; using ").Str(rp_default_socket()).Emit();
+    path = rp_default_socket();
   }
   strcpy(s.socket_path, path);
 
@@ -101,6 +101,15 @@ __attribute__((constructor)) void LoadSettingsAtStart() { pthread_once(&g_settin
 const Settings& GetSettings() {
   pthread_once(&g_settings_once, LoadSettings);
   return g_settings;
+}
+
+void StepAside() {
+  pthread_once(&g_settings_once, LoadSettings);
+  g_settings.mode = Mode::kOff;
+  static int told;
+  if (FirstTime(&told)) {
+    RawLog(kLogError).Str("stepping aside: this program runs without reuseport and sees the running kernel").Emit();
+  }
 }
 
 bool PortListed(const Settings& settings, uint16_t port, int protocol) {

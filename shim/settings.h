@@ -30,6 +30,12 @@ struct Settings {
 
 const Settings& GetSettings();
 
+// The shim cannot work in this process (real_calls.cc cannot find the C
+// library's functions): from now on it behaves as REUSEPORT_MODE=off, so the
+// program sees the running kernel, and it says so once on stderr. It never
+// stops or aborts the program for its own reasons.
+void StepAside();
+
 // True when REUSEPORT_PORTS lists `port` for `protocol` (an rp_protocol value).
 bool PortListed(const Settings& settings, uint16_t port, int protocol);
 

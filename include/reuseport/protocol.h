@@ -45,10 +45,14 @@
 #define REUSEPORT_PROTOCOL_H
 
 #include <stdint.h>
+#include <unistd.h>
 
 #define RP_MAGIC 0x31505052u /* "RPP1" in memory on little-endian hosts */
 #define RP_VERSION 1u
 #define RP_DEFAULT_SOCKET "/run/reuseport/reuseportd.sock"
+/* Systems without /run (RHEL 6, SLES 11 and others older than 2011) keep
+ * runtime files in /var/run only; where /run exists, /var/run links to it. */
+#define RP_DEFAULT_SOCKET_VAR_RUN "/var/run/reuseport/reuseportd.sock"
 
 /* Largest record either side sends or accepts: a 65,535-byte datagram plus its
  * header and metadata fits. */
@@ -206,5 +210,12 @@ RP_STATIC_ASSERT(sizeof(struct rp_status_request) == 8, "rp_status_request size"
 RP_STATIC_ASSERT(sizeof(struct rp_connection) == 40, "rp_connection size");
 RP_STATIC_ASSERT(sizeof(struct rp_datagram) == 64, "rp_datagram size");
 RP_STATIC_ASSERT(sizeof(struct rp_channel_proof) == 16, "rp_channel_proof size");
+
+/* The control socket the broker, the shim and the tools use when none is
+ * given (--socket, REUSEPORT_SOCKET): RP_DEFAULT_SOCKET where /run exists,
+ * else RP_DEFAULT_SOCKET_VAR_RUN. */
+static inline const char *rp_default_socket(void) {
+  return access("/run", F_OK) == 0 ? RP_DEFAULT_SOCKET : RP_DEFAULT_SOCKET_VAR_RUN;
+}
 
 #endif /* REUSEPORT_PROTOCOL_H */

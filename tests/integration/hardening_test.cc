@@ -170,6 +170,54 @@ TEST_F(HardeningTest, CapabilitiesAreDroppedAfterStart) {
   }
 }
 
+// Regression: with --syslog and no syslog daemon (/dev/log missing: a chroot,
+// a container, early boot), glibc's syslog() made a new socket for every line
+// after the filter was in, and the filter killed the broker with SIGSYS at its
+// first log line after start. Lines /dev/log does not take now go to stderr.
+TEST_F(HardeningTest, SyslogWithoutASyslogDaemonNeverTripsTheFilter) {
+  SubprocessOptions p;
+  std::string socket = dir_.path() + "/syslog.sock";
+  int ready[2];
+  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+  p.argv = {BrokerPath(), "--socket", socket, "--ready_fd", "3", "--syslog", "--log_level", "debug"};
+  p.inherited_fds = {{ready[1], 3}};
+  UnderLegacyKernel(&p, "3.5");
+  absl::StatusOr<Subprocess> broker = Subprocess::Start(p);
+  close(ready[1]);
+  ASSERT_TRUE(broker.ok());
+  char buf[16] = {};
+  ASSERT_GT(read(ready[0], buf, sizeof(buf)), 0);
+  close(ready[0]);
+
+  // Lines logged after the filter: two members joining, status requests.
+  std::vector<MemberOptions> tcp;
+  for (int i = 0; i < 2; ++i) {
+    MemberOptions m;
+    m.process.argv = {TcpMemberPath()};
+    WithShim(&m.process, socket);
+    UnderLegacyKernel(&m.process);
+    m.id = absl::StrCat("t", i);
+    m.dir = dir_.path();
+    tcp.push_back(std::move(m));
+  }
+  absl::StatusOr<std::vector<MemberProcess>> t = StartMemberGroup(std::move(tcp));
+  ASSERT_TRUE(t.ok()) << t.status() << "\n" << broker->ReadStderr();
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<std::string> text = ctl::FetchStatus(socket, RP_STATUS_TEXT);
+    ASSERT_TRUE(text.ok()) << text.status() << "\n" << broker->ReadStderr();
+  }
+  EXPECT_TRUE(broker->Running()) << DescribeWaitStatus(broker->wait_status().value_or(0)) << "\n"
+                                 << broker->ReadStderr();
+  std::string log = broker->ReadStderr();
+  if (access("/dev/log", F_OK) != 0) {
+    EXPECT_NE(log.find("joined group"), std::string::npos) << "lines syslog cannot take go to stderr:\n" << log;
+  }
+  ASSERT_TRUE(broker->Signal(SIGTERM).ok());
+  absl::StatusOr<int> status = broker->Wait(absl::Seconds(10));
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status) << "\n" << log;
+}
+
 TEST_F(HardeningTest, FullWorkloadUnderTheFilterNeverTripsIt) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("a member runs as nobody on a port below 1024"));
   const uint16_t granted = FreePrivilegedPort();

@@ -27,6 +27,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -108,6 +109,8 @@ const std::vector<std::string>& ExpectedFiles() {
       std::string(REUSEPORT_INSTALL_INCLUDEDIR) + "/reuseport/protocol.h",
       std::string(REUSEPORT_INSTALL_LIBDIR) + "/pkgconfig/reuseport.pc",
       std::string(REUSEPORT_INSTALL_UNITDIR) + "/reuseportd.service",
+      std::string(REUSEPORT_INSTALL_SYSCONFDIR) + "/init.d/reuseportd",
+      std::string(REUSEPORT_INSTALL_DATADIR) + "/reuseport/upstart/reuseportd.conf",
       std::string(REUSEPORT_INSTALL_SYSCONFDIR) + "/reuseport/policy.conf",
       std::string(REUSEPORT_INSTALL_MANDIR) + "/man8/reuseportd.8",
       std::string(REUSEPORT_INSTALL_MANDIR) + "/man8/libreuseport.8",
@@ -335,7 +338,7 @@ class InstallTest : public ::testing::Test {
     // An absolute install directory would make `cmake --install --prefix
     // <temporary>` write into the real system.
     for (const char* dir : {REUSEPORT_INSTALL_BINDIR, REUSEPORT_INSTALL_SBINDIR, REUSEPORT_INSTALL_LIBDIR, REUSEPORT_INSTALL_INCLUDEDIR, REUSEPORT_INSTALL_SYSCONFDIR,
-                            REUSEPORT_INSTALL_MANDIR, REUSEPORT_INSTALL_UNITDIR}) {
+                            REUSEPORT_INSTALL_MANDIR, REUSEPORT_INSTALL_UNITDIR, REUSEPORT_INSTALL_DATADIR}) {
       if (dir[0] == '/') GTEST_SKIP() << "install directory " << dir << " is absolute; not installing outside a temporary prefix";
     }
     // The installed programs run from the prefix, copies of programs from
@@ -370,7 +373,8 @@ TEST_F(InstallTest, EveryExpectedFileIsInstalled) {
     EXPECT_TRUE(S_ISREG(st.st_mode)) << file;
     EXPECT_GT(st.st_size, 0) << file;
     bool program = absl::StartsWith(file, std::string(REUSEPORT_INSTALL_BINDIR) + "/") ||
-                   absl::StartsWith(file, std::string(REUSEPORT_INSTALL_SBINDIR) + "/");
+                   absl::StartsWith(file, std::string(REUSEPORT_INSTALL_SBINDIR) + "/") ||
+                   absl::EndsWith(file, "/init.d/reuseportd");
     if (program) {
       EXPECT_EQ(access(Path(file).c_str(), X_OK), 0) << file << " is not executable";
     }
@@ -469,6 +473,43 @@ TEST_F(InstallTest, UnitFileIsValidAndPointsIntoThePrefix) {
   ASSERT_TRUE(verify.ok()) << verify.status();
   EXPECT_TRUE(verify->exited(0)) << verify->Describe();
   EXPECT_EQ(verify->err, "") << "systemd-analyze verify complained";
+}
+
+// The SysV script and the upstart job (packaging/init/): valid shell, LSB and
+// chkconfig headers, and every path they name is the installed one. Their
+// behaviour is tested on the release (tests/release/sysv_init_test.cc).
+TEST_F(InstallTest, InitFilesAreValidAndPointIntoThePrefix) {
+  std::string sysv = Path(std::string(REUSEPORT_INSTALL_SYSCONFDIR) + "/init.d/reuseportd");
+  std::string upstart = Path(std::string(REUSEPORT_INSTALL_DATADIR) + "/reuseport/upstart/reuseportd.conf");
+  absl::StatusOr<CommandResult> syntax = RunCommand({"/bin/sh", "-n", sysv});
+  ASSERT_TRUE(syntax.ok());
+  EXPECT_TRUE(syntax->exited(0)) << syntax->Describe();
+  absl::StatusOr<std::string> script = ReadFile(sysv);
+  ASSERT_TRUE(script.ok());
+  EXPECT_FALSE(std::regex_search(*script, std::regex("@[A-Z_]+@"))) << "an unconfigured @VARIABLE@ is left";
+  EXPECT_NE(script->find("\nDAEMON=" + Sbin("reuseportd") + "\n"), std::string::npos);
+  EXPECT_NE(script->find("\nPOLICY=" + PolicyPath() + "\n"), std::string::npos);
+  // LSB (insserv, update-rc.d) and chkconfig read these.
+  for (const char* line : {"### BEGIN INIT INFO", "# Provides:          reuseportd", "# Default-Start:     2 3 4 5",
+                           "# Default-Stop:      0 1 6", "### END INIT INFO", "# chkconfig: 2345 20 80"}) {
+    EXPECT_NE(script->find(std::string("\n") + line + "\n"), std::string::npos) << line;
+  }
+
+  absl::StatusOr<std::vector<std::string>> job = ReadLines(upstart);
+  ASSERT_TRUE(job.ok());
+  bool exec_seen = false;
+  for (const std::string& line : *job) {
+    EXPECT_EQ(line.find('@'), std::string::npos) << line;
+    absl::string_view l = absl::StripLeadingAsciiWhitespace(line);
+    if (absl::StartsWith(l, "exec ")) {
+      exec_seen = true;
+      EXPECT_TRUE(absl::StartsWith(l, "exec " + Sbin("reuseportd") + " ")) << line;
+    }
+    if (absl::StartsWith(l, "POLICY=")) {
+      EXPECT_EQ(l, "POLICY=" + PolicyPath());
+    }
+  }
+  EXPECT_TRUE(exec_seen);
 }
 
 TEST_F(InstallTest, ManualPagesRender) {

@@ -36,7 +36,8 @@ constexpr char kUsage[] =
     "           and share; --count stops after N refreshes.\n"
     "\n"
     "OPTIONS\n"
-    "  --socket PATH  the broker's control socket (default $REUSEPORT_SOCKET, else " RP_DEFAULT_SOCKET ")\n"
+    "  --socket PATH  the broker's control socket (default $REUSEPORT_SOCKET, else " RP_DEFAULT_SOCKET ",\n"
+    "                 or " RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist)\n"
     "\n"
     "EXIT STATUS\n"
     "  0 on success, 1 when the broker cannot be reached or answers with an error, 2 on usage errors.\n";
@@ -88,7 +89,7 @@ int Watch(const std::string& socket, double interval, long count) {
 
 int main(int argc, char** argv) {
   const char* env_socket = getenv("REUSEPORT_SOCKET");
-  std::string socket = env_socket && *env_socket ? env_socket : RP_DEFAULT_SOCKET;
+  std::string socket = env_socket && *env_socket ? env_socket : rp_default_socket();
   std::vector<std::string> args(argv + 1, argv + argc);
   size_t i = 0;
   for (; i < args.size(); ++i) {

@@ -41,7 +41,8 @@ constexpr char kUsage[] =
     "OPTIONS\n"
     "  --ports LIST   share these ports even if the program never asks (PORT, PORT/tcp,\n"
     "                 PORT/udp, comma-separated): run N copies of a legacy server on one port\n"
-    "  --socket PATH  the broker's control socket (default " RP_DEFAULT_SOCKET ")\n"
+    "  --socket PATH  the broker's control socket (default $REUSEPORT_SOCKET, else " RP_DEFAULT_SOCKET ",\n"
+    "                 or " RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist)\n"
     "  --mode MODE    auto: the kernel's SO_REUSEPORT where it works, else emulate (default);\n"
     "                 emulate: always through the broker\n"
     "  --log LEVEL    the shim's messages: quiet, error, warn (default), info, debug\n"
@@ -113,7 +114,7 @@ bool BrokerAnswers(const std::string& path) {
 int main(int argc, char** argv) {
   std::string ports, mode, log_level, shim;
   const char* env_socket = getenv("REUSEPORT_SOCKET");
-  std::string socket_path = env_socket && *env_socket ? env_socket : RP_DEFAULT_SOCKET;
+  std::string socket_path = env_socket && *env_socket ? env_socket : rp_default_socket();
   int i = 1;
   auto value = [&](const char* name) -> const char* {
     if (i + 1 >= argc) return nullptr;
