@@ -20,7 +20,7 @@ class RawLog {
   RawLog& Str(const char* s);
   RawLog& Int(int64_t v);
   RawLog& Uint(uint64_t v);
-  RawLog& Errno(int err);  // "Address already in use (EADDRINUSE)"
+  RawLog& Errno(int err);  // the name only: "EADDRINUSE" (strerror may allocate)
   void Emit();
 
  private:

@@ -43,7 +43,8 @@ bool AppliesTo(const OptionSpec& spec, int family) {
   return (spec.families & (family == AF_INET6 ? kV6 : kV4)) != 0;
 }
 
-// -1 marks "could not read" so such an option is never applied.
+// kUnknown marks "could not read" (no option holds INT64_MIN), so such an
+// option is never applied.
 constexpr int64_t kUnknown = INT64_MIN;
 
 int64_t ReadOne(int fd, const OptionSpec& spec) {
