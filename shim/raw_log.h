@@ -33,8 +33,6 @@ class RawLog {
 // Returns true the first time it is called for `flag` (a static int per message).
 bool FirstTime(int* flag);
 
-const char* ErrnoName(int err);
-
 }  // namespace reuseport::shim
 
 #endif  // REUSEPORT_SHIM_RAW_LOG_H_

@@ -1,0 +1,87 @@
+/* The symbolic name of an errno value ("EADDRINUSE"): the one table of the
+ * shim's log (which cannot call strerror: it may allocate, and glibc 2.12 has
+ * no strerrorname_np) and of the tests, which match a stable word rather than
+ * a locale's strerror() text. Header-only C, not installed. */
+#ifndef REUSEPORT_ERRNO_NAME_H
+#define REUSEPORT_ERRNO_NAME_H
+
+#include <errno.h>
+
+/* EWOULDBLOCK and ENOTSUP are aliases of EAGAIN and EOPNOTSUPP on Linux. */
+#define RP_ERRNO_NAME(e) \
+  case e:                \
+    return #e
+
+/* A static string: "0" for 0, "E?" for a value it does not know. */
+static inline const char* rp_errno_name(int err) {
+  switch (err) {
+    case 0:
+      return "0";
+    RP_ERRNO_NAME(EPERM);
+    RP_ERRNO_NAME(ENOENT);
+    RP_ERRNO_NAME(ESRCH);
+    RP_ERRNO_NAME(EINTR);
+    RP_ERRNO_NAME(EIO);
+    RP_ERRNO_NAME(ENXIO);
+    RP_ERRNO_NAME(E2BIG);
+    RP_ERRNO_NAME(ENOEXEC);
+    RP_ERRNO_NAME(EBADF);
+    RP_ERRNO_NAME(ECHILD);
+    RP_ERRNO_NAME(EAGAIN);
+    RP_ERRNO_NAME(ENOMEM);
+    RP_ERRNO_NAME(EACCES);
+    RP_ERRNO_NAME(EFAULT);
+    RP_ERRNO_NAME(EBUSY);
+    RP_ERRNO_NAME(EEXIST);
+    RP_ERRNO_NAME(ENODEV);
+    RP_ERRNO_NAME(ENOTDIR);
+    RP_ERRNO_NAME(EISDIR);
+    RP_ERRNO_NAME(EINVAL);
+    RP_ERRNO_NAME(ENFILE);
+    RP_ERRNO_NAME(EMFILE);
+    RP_ERRNO_NAME(ENOSPC);
+    RP_ERRNO_NAME(ESPIPE);
+    RP_ERRNO_NAME(EROFS);
+    RP_ERRNO_NAME(EPIPE);
+    RP_ERRNO_NAME(ERANGE);
+    RP_ERRNO_NAME(ENOSYS);
+    RP_ERRNO_NAME(ENOTSOCK);
+    RP_ERRNO_NAME(EDESTADDRREQ);
+    RP_ERRNO_NAME(EMSGSIZE);
+    RP_ERRNO_NAME(EPROTOTYPE);
+    RP_ERRNO_NAME(ENOPROTOOPT);
+    RP_ERRNO_NAME(EPROTONOSUPPORT);
+    RP_ERRNO_NAME(ESOCKTNOSUPPORT);
+    RP_ERRNO_NAME(EOPNOTSUPP);
+    RP_ERRNO_NAME(EPFNOSUPPORT);
+    RP_ERRNO_NAME(EAFNOSUPPORT);
+    RP_ERRNO_NAME(EADDRINUSE);
+    RP_ERRNO_NAME(EADDRNOTAVAIL);
+    RP_ERRNO_NAME(ENETDOWN);
+    RP_ERRNO_NAME(ENETUNREACH);
+    RP_ERRNO_NAME(ENETRESET);
+    RP_ERRNO_NAME(ECONNABORTED);
+    RP_ERRNO_NAME(ECONNRESET);
+    RP_ERRNO_NAME(ENOBUFS);
+    RP_ERRNO_NAME(EISCONN);
+    RP_ERRNO_NAME(ENOTCONN);
+    RP_ERRNO_NAME(ESHUTDOWN);
+    RP_ERRNO_NAME(ETIMEDOUT);
+    RP_ERRNO_NAME(ECONNREFUSED);
+    RP_ERRNO_NAME(EHOSTDOWN);
+    RP_ERRNO_NAME(EHOSTUNREACH);
+    RP_ERRNO_NAME(EALREADY);
+    RP_ERRNO_NAME(EINPROGRESS);
+    RP_ERRNO_NAME(EPROTO);
+    RP_ERRNO_NAME(ENOTEMPTY);
+    RP_ERRNO_NAME(ELOOP);
+    RP_ERRNO_NAME(ENAMETOOLONG);
+    RP_ERRNO_NAME(EOVERFLOW);
+    default:
+      return "E?";
+  }
+}
+
+#undef RP_ERRNO_NAME
+
+#endif /* REUSEPORT_ERRNO_NAME_H */
