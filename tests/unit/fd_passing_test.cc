@@ -64,10 +64,10 @@ TEST_F(FdPassingTest, AttachNothingLeavesNoControl) {
 }
 
 TEST_F(FdPassingTest, AttachRefusesASmallBuffer) {
-  int fds[2] = {0, 1};
+  int fds[3] = {0, 1, 2};
   struct msghdr msg {};
   alignas(struct cmsghdr) char control[RP_FDS_CONTROL_SPACE(1)];
-  EXPECT_EQ(rp_fds_attach(&msg, control, sizeof(control), fds, 2), -1);
+  EXPECT_EQ(rp_fds_attach(&msg, control, sizeof(control), fds, 3), -1);
   EXPECT_EQ(msg.msg_control, nullptr);
 }
 
