@@ -107,7 +107,7 @@ bool SharesWithin(const std::map<std::string, int>& per_member, int total, doubl
 
 // What the broker did to the TCP connections of the groups on one port besides
 // following the hash: it hands a member's share to the others while that
-// member is full (--member_window) or stalled (--stall_ms: on a loaded
+// member is full (--member_window) or stalled (--stall: on a loaded
 // machine a member waiting 200 ms for a CPU counts), and takes back what was
 // queued for a stalled one. Counters summed over the members, from the
 // broker's status; the difference of two readings is what happened between.

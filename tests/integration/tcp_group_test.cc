@@ -83,12 +83,12 @@ class TcpGroupTest : public ::testing::Test {
 };
 
 // A broker that never takes connections back from a member that stops
-// consuming (--stall_ms 0), for tests that need connections to stay queued
+// consuming (--stall 0), for tests that need connections to stay queued
 // for a stopped member: with it on, a loaded host's 200 ms of scheduling delay
 // is enough for the broker to empty that queue first.
 class TcpGroupWithoutStallTest : public TcpGroupTest {
  protected:
-  TcpGroupWithoutStallTest() { broker_options_.extra_flags = {"--stall_ms", "0"}; }
+  TcpGroupWithoutStallTest() { broker_options_.extra_flags = {"--stall", "0"}; }
 };
 
 class TcpGroupStartedAtOnceTest : public TcpGroupTest {
