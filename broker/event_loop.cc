@@ -59,7 +59,6 @@ void EventLoop::Modify(Watch* watch, uint32_t events) {
   watch->events = events;
 }
 
-uint32_t EventLoop::Events(const Watch* watch) const { return watch == nullptr ? 0 : watch->events; }
 
 void EventLoop::Remove(Watch* watch) {
   if (watch == nullptr || watch->dead) return;

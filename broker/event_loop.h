@@ -39,19 +39,17 @@ class EventLoop {
   // Watches fd for `events` (EPOLLIN, EPOLLOUT...); fd stays owned by the caller.
   Watch* Add(int fd, uint32_t events, Callback callback);
   void Modify(Watch* watch, uint32_t events);
-  uint32_t Events(const Watch* watch) const;
   void Remove(Watch* watch);
 
   // Runs `callback` once after `delay_ms`.
   void After(int64_t delay_ms, std::function<void()> callback);
 
-  // Runs until Stop(). Returns the stop reason set by Stop.
+  // Runs until Stop().
   void Run();
   void Stop();  // async-signal-safe
   // Makes Run() call the after-wake hook soon (async-signal-safe).
   void Wake();
   void SetAfterWake(std::function<void()> hook) { after_wake_ = std::move(hook); }
-  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   static int64_t NowMs();
 

@@ -14,7 +14,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 
 namespace reuseport::broker {
 
@@ -54,7 +53,6 @@ int SyslogPriority(Severity s) {
 }  // namespace
 
 void SetLogSeverity(Severity max) { g_max_severity = static_cast<int>(max); }
-Severity LogSeverity() { return static_cast<Severity>(g_max_severity.load()); }
 bool LogEnabled(Severity s) { return static_cast<int>(s) <= g_max_severity.load(std::memory_order_relaxed); }
 
 bool ParseSeverity(absl::string_view text, Severity* out) {
@@ -98,14 +96,38 @@ void LogLine(Severity s, absl::string_view message) {
   (void)ignored;
 }
 
-bool ShouldLogLimited(absl::string_view key, int limit) {
+int64_t MonotonicMs() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool ShouldLogLimited(absl::string_view key, int64_t now_ms) {
+  struct Window {
+    int64_t start_ms = 0;
+    int logged = 0;
+    int64_t suppressed = 0;
+  };
   static std::mutex mu;
-  static auto* counts = new absl::flat_hash_map<std::string, int>();
+  static auto* windows = new absl::flat_hash_map<std::string, Window>();
   std::lock_guard<std::mutex> lock(mu);
-  int& n = (*counts)[key];
-  ++n;
-  if (n <= limit) return true;
-  if (n == limit + 1) LogLine(Severity::kWarning, absl::StrCat("further '", key, "' messages are suppressed"));
+  auto [it, fresh] = windows->try_emplace(key);
+  Window& w = it->second;
+  if (fresh || now_ms - w.start_ms >= kLogWindowMs) {
+    if (w.suppressed > 0) {
+      LogLine(Severity::kWarning, absl::StrFormat("%d '%s' messages were suppressed in the last %d s", w.suppressed,
+                                                  key, (now_ms - w.start_ms) / 1000));
+    }
+    w = Window{now_ms, 0, 0};
+  }
+  if (w.logged < kLogLimit) {
+    ++w.logged;
+    return true;
+  }
+  if (w.suppressed++ == 0) {
+    LogLine(Severity::kWarning, absl::StrFormat("further '%s' messages are suppressed for up to %d s", key,
+                                                (kLogWindowMs - (now_ms - w.start_ms) + 999) / 1000));
+  }
   return false;
 }
 

@@ -1,11 +1,13 @@
 // The broker's log: leveled lines on stderr (and syslog when asked), with a
-// helper to say something once per key so a hostile or broken client cannot
-// flood it.
+// helper that limits each kind of line to a few a minute, so a hostile or
+// broken client cannot flood it.
 //
 // Thread-safety: the broker logs from its one event-loop thread; the functions
 // are nevertheless safe to call from any thread (one write per line).
 #ifndef REUSEPORT_BROKER_LOG_H_
 #define REUSEPORT_BROKER_LOG_H_
+
+#include <stdint.h>
 
 #include <string>
 #include <string_view>
@@ -18,7 +20,6 @@ namespace reuseport::broker {
 enum class Severity { kError = 0, kWarning = 1, kInfo = 2, kDebug = 3 };
 
 void SetLogSeverity(Severity max);
-Severity LogSeverity();
 bool ParseSeverity(absl::string_view text, Severity* out);
 void EnableSyslog(const char* ident);
 bool LogEnabled(Severity s);
@@ -30,16 +31,25 @@ void Log(Severity s, const absl::FormatSpec<Args...>& format, const Args&... arg
   if (LogEnabled(s)) LogLine(s, absl::StrFormat(format, args...));
 }
 
-// Logs at most `limit` lines per `key` over the broker's life, then one line
-// saying further ones are suppressed. Keys name a kind of event ("bad-version").
+// Logs at most kLogLimit lines per `key` in each kLogWindowMs window, with one
+// line when it starts suppressing and one, when the next window opens, that
+// counts what was suppressed. Keys name a kind of event ("bad-version"); a
+// flood of one kind cannot drown the log, and a kind that recurs an hour later
+// is seen again.
+inline constexpr int kLogLimit = 5;
+inline constexpr int64_t kLogWindowMs = 60 * 1000;
+
 template <typename... Args>
 void LogLimited(absl::string_view key, Severity s, const absl::FormatSpec<Args...>& format, const Args&... args);
 
-bool ShouldLogLimited(absl::string_view key, int limit);
+// Whether a line of `key` at `now_ms` (a monotonic clock) may be logged; logs
+// the suppression lines itself.
+bool ShouldLogLimited(absl::string_view key, int64_t now_ms);
+int64_t MonotonicMs();
 
 template <typename... Args>
 void LogLimited(absl::string_view key, Severity s, const absl::FormatSpec<Args...>& format, const Args&... args) {
-  if (LogEnabled(s) && ShouldLogLimited(key, 5)) LogLine(s, absl::StrFormat(format, args...));
+  if (LogEnabled(s) && ShouldLogLimited(key, MonotonicMs())) LogLine(s, absl::StrFormat(format, args...));
 }
 
 }  // namespace reuseport::broker

@@ -16,8 +16,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "broker.h"
 #include "hardening.h"
@@ -25,14 +25,82 @@
 #include "pid_file.h"
 #include "reuseport/protocol.h"
 
+// Flag types: a bad value fails at parse time, with the flag's name and usage.
+namespace reuseport::broker {
+
+bool AbslParseFlag(absl::string_view text, Severity* out, std::string* error) {
+  if (ParseSeverity(text, out)) return true;
+  *error = "must be error, warning, info or debug";
+  return false;
+}
+
+std::string AbslUnparseFlag(Severity s) {
+  switch (s) {
+    case Severity::kError: return "error";
+    case Severity::kWarning: return "warning";
+    case Severity::kInfo: return "info";
+    case Severity::kDebug: return "debug";
+  }
+  return "info";
+}
+
+bool AbslParseFlag(absl::string_view text, SeccompMode* out, std::string* error) {
+  if (text == "kill") *out = SeccompMode::kKill;
+  else if (text == "errno") *out = SeccompMode::kErrno;
+  else if (text == "off") *out = SeccompMode::kOff;
+  else {
+    *error = "must be kill, errno or off";
+    return false;
+  }
+  return true;
+}
+
+std::string AbslUnparseFlag(SeccompMode mode) {
+  switch (mode) {
+    case SeccompMode::kKill: return "kill";
+    case SeccompMode::kErrno: return "errno";
+    case SeccompMode::kOff: return "off";
+  }
+  return "kill";
+}
+
+// Permission bits written in octal, as chmod takes them.
+struct FileMode {
+  mode_t bits = 0;
+};
+
+bool AbslParseFlag(absl::string_view text, FileMode* out, std::string* error) {
+  mode_t bits = 0;
+  bool valid = !text.empty() && text.size() <= 4;
+  for (char c : text) {
+    if (c < '0' || c > '7') valid = false;
+    bits = bits * 8 + static_cast<mode_t>(c - '0');
+  }
+  if (!valid || bits > 0777) {
+    *error = "must be octal permissions such as 0666";
+    return false;
+  }
+  out->bits = bits;
+  return true;
+}
+
+std::string AbslUnparseFlag(FileMode mode) { return absl::StrFormat("%04o", mode.bits); }
+
+}  // namespace reuseport::broker
+
+using reuseport::broker::FileMode;
+using reuseport::broker::SeccompMode;
+using reuseport::broker::Severity;
+
 ABSL_FLAG(std::string, socket, rp_default_socket(),
           "Path of the control socket members connect to (" RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist).");
-ABSL_FLAG(std::string, socket_mode, "0666", "Permissions of the control socket (octal); every request is checked on its own.");
-ABSL_FLAG(std::string, log_level, "info", "error, warning, info or debug.");
+ABSL_FLAG(FileMode, socket_mode, FileMode{0666},
+          "Permissions of the control socket (octal); every request is checked on its own.");
+ABSL_FLAG(Severity, log_level, Severity::kInfo, "error, warning, info or debug.");
 ABSL_FLAG(bool, syslog, false,
           "Log to syslog (daemon facility, /dev/log) instead of stderr; lines /dev/log does not take go to stderr.");
 ABSL_FLAG(int, member_window, 128, "TCP connections queued for one member before it counts as full and others get its share.");
-ABSL_FLAG(int, stall_ms, 200,
+ABSL_FLAG(absl::Duration, stall, absl::Milliseconds(200),
           "A TCP member that consumes none of its queued connections for this long (stopped, busy, at its fd "
           "limit) has them handed to the others; 0 turns this off.");
 ABSL_FLAG(absl::Duration, join_wait, absl::Milliseconds(500),
@@ -49,7 +117,7 @@ ABSL_FLAG(bool, check_config, false, "Validate the policy file, print what it sa
 ABSL_FLAG(bool, takeover, false,
           "Take the control socket over from a running reuseportd (zero-downtime restart or upgrade); "
           "SIGHUP makes a running broker start such a successor of itself.");
-ABSL_FLAG(std::string, seccomp, "kill",
+ABSL_FLAG(SeccompMode, seccomp, SeccompMode::kKill,
           "After start, allow only the system calls the broker uses: kill (others kill it), errno (others fail "
           "with EPERM) or off. Needs Linux 3.5; older kernels run without.");
 ABSL_FLAG(bool, drop_capabilities, true,
@@ -92,7 +160,7 @@ constexpr char kUsage[] =
     "\n"
     "SYNOPSIS\n"
     "  reuseportd [--socket PATH] [--policy FILE] [--log_level LEVEL] [--syslog]\n"
-    "             [--member_window N] [--stall_ms MS] [--join_wait 500ms] [--udp_queue_bytes N]\n"
+    "             [--member_window N] [--stall 200ms] [--join_wait 500ms] [--udp_queue_bytes N]\n"
     "             [--ready_fd FD] [--pidfile FILE]\n"
     "  reuseportd --check_config [--policy FILE]\n"
     "  reuseportd --takeover ...     (replace a running broker without refusing anything)\n"
@@ -126,24 +194,19 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using namespace reuseport::broker;
 
-  Severity severity;
-  if (!ParseSeverity(absl::GetFlag(FLAGS_log_level), &severity)) {
-    fprintf(stderr, "reuseportd: --log_level must be error, warning, info or debug\n");
-    return 2;
-  }
-  SetLogSeverity(severity);
+  SetLogSeverity(absl::GetFlag(FLAGS_log_level));
   if (absl::GetFlag(FLAGS_syslog)) EnableSyslog("reuseportd");
 
   BrokerOptions options;
   options.control.socket_path = absl::GetFlag(FLAGS_socket);
-  int mode = 0;
-  if (!absl::numbers_internal::safe_strto32_base(absl::GetFlag(FLAGS_socket_mode), &mode, 8) || mode < 0 || mode > 0777) {
-    fprintf(stderr, "reuseportd: --socket_mode must be octal permissions such as 0666\n");
+  options.control.socket_mode = absl::GetFlag(FLAGS_socket_mode).bits;
+  options.dispatch.member_window = absl::GetFlag(FLAGS_member_window);
+  absl::Duration stall = absl::GetFlag(FLAGS_stall);
+  if (stall < absl::ZeroDuration() || stall > absl::Hours(1)) {
+    fprintf(stderr, "reuseportd: --stall must be from 0 to 1h\n");
     return 2;
   }
-  options.control.socket_mode = static_cast<mode_t>(mode);
-  options.dispatch.member_window = absl::GetFlag(FLAGS_member_window);
-  options.dispatch.stall_ms = absl::GetFlag(FLAGS_stall_ms);
+  options.dispatch.stall_ms = static_cast<int>(absl::ToInt64Milliseconds(stall));
   options.dispatch.udp_channel_bytes = absl::GetFlag(FLAGS_udp_queue_bytes);
   if (options.dispatch.member_window < 1 || options.dispatch.udp_channel_bytes < 65536 + 1024) {
     fprintf(stderr, "reuseportd: --member_window must be >= 1 and --udp_queue_bytes >= 66560\n");
@@ -190,15 +253,7 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &hup, nullptr);
   signal(SIGCHLD, SIG_IGN);  // successors started on SIGHUP are not waited for
 
-  SeccompMode seccomp;
-  std::string seccomp_flag = absl::GetFlag(FLAGS_seccomp);
-  if (seccomp_flag == "kill") seccomp = SeccompMode::kKill;
-  else if (seccomp_flag == "errno") seccomp = SeccompMode::kErrno;
-  else if (seccomp_flag == "off") seccomp = SeccompMode::kOff;
-  else {
-    fprintf(stderr, "reuseportd: --seccomp must be kill, errno or off\n");
-    return 2;
-  }
+  const SeccompMode seccomp = absl::GetFlag(FLAGS_seccomp);
 
   if (absl::Status s = broker.Start(); !s.ok()) {
     Log(Severity::kError, "cannot start: %s", s.ToString());
@@ -231,7 +286,7 @@ int main(int argc, char** argv) {
     Log(Severity::kWarning, "%s; running without a system call filter", s.message());
   } else if (seccomp != SeccompMode::kOff) {
     g_filter_installed = 1;
-    Log(Severity::kInfo, "system call filter installed (%s)", seccomp_flag);
+    Log(Severity::kInfo, "system call filter installed (%s)", AbslUnparseFlag(seccomp));
   }
   broker.NotifyReady();
   if (std::string call = absl::GetFlag(FLAGS_selftest_forbidden_syscall); !call.empty()) {

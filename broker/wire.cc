@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "absl/strings/str_format.h"
+#include "reuseport/fd_passing.h"
 
 namespace reuseport::broker {
 
@@ -53,27 +55,14 @@ bool ParseRecord(absl::Span<const char> data, bool truncated, Record* record, Re
 }
 
 ExtractedFds ExtractFds(struct msghdr* msg, size_t max_fds) {
+  int taken_fds[RP_MAX_FDS];
+  rp_fds_taken taken;
+  rp_fds_take(msg, taken_fds, max_fds < RP_MAX_FDS ? max_fds : RP_MAX_FDS, ::close, &taken);
   ExtractedFds out;
-  out.control_truncated = (msg->msg_flags & MSG_CTRUNC) != 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
-    if (c->cmsg_len < CMSG_LEN(0)) break;
-    bool rights = c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS;
-    if (!rights) {
-      out.unexpected_control = true;
-      continue;  // credentials and the like carry no fds
-    }
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (out.fds.size() < max_fds) {
-        out.fds.emplace_back(fd);
-      } else {
-        ::close(fd);
-        ++out.dropped;
-      }
-    }
-  }
+  out.control_truncated = taken.truncated != 0;
+  out.unexpected_control = taken.other_control != 0;
+  out.dropped = taken.dropped;
+  for (size_t i = 0; i < taken.count; ++i) out.fds.emplace_back(taken_fds[i]);
   return out;
 }
 
@@ -82,7 +71,7 @@ ReceiveResult ReceiveRecord(int fd, std::vector<char>& buffer) {
   if (buffer.size() < RP_MAX_RECORD) buffer.resize(RP_MAX_RECORD);
   // Room for more fds than any message carries, so that extra ones are seen
   // (and closed) rather than silently truncated by the kernel.
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  alignas(struct cmsghdr) char control[RP_FDS_CONTROL_SPACE(253)];
   struct iovec iov = {buffer.data(), buffer.size()};
   struct msghdr msg {};
   msg.msg_iov = &iov;
@@ -153,18 +142,9 @@ int SendRecord(int fd, const rp_header& header, const void* payload, size_t payl
   struct msghdr msg {};
   msg.msg_iov = iov;
   msg.msg_iovlen = static_cast<size_t>(n);
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
-  if (!fds.empty()) {
-    if (fds.size() > RP_MAX_FDS) return EINVAL;
-    memset(control, 0, sizeof(control));
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
+  alignas(struct cmsghdr) char control[RP_FDS_CONTROL_SPACE(RP_MAX_FDS)];
+  if (fds.size() > RP_MAX_FDS) return EINVAL;
+  rp_fds_attach(&msg, control, sizeof(control), fds.data(), fds.size());
   for (;;) {
     if (sendmsg(fd, &msg, flags | MSG_NOSIGNAL) >= 0) return 0;
     if (errno != EINTR) return errno;

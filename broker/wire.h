@@ -54,7 +54,8 @@ struct ReceiveResult {
 ReceiveResult ReceiveRecord(int fd, std::vector<char>& buffer);
 
 // Takes the SCM_RIGHTS fds out of a received msghdr (closing any beyond
-// `max_fds`, and every fd of other control messages); reports truncation.
+// `max_fds`, which is at most RP_MAX_FDS) with include/reuseport/fd_passing.h;
+// reports truncation and control messages of other kinds.
 struct ExtractedFds {
   std::vector<UniqueFd> fds;
   bool control_truncated = false;

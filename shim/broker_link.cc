@@ -10,6 +10,7 @@
 
 #include "raw_log.h"
 #include "real_calls.h"
+#include "reuseport/fd_passing.h"
 #include "settings.h"
 
 namespace reuseport::shim {
@@ -81,19 +82,13 @@ int CallBroker(int link, uint16_t opcode, const void* payload, uint32_t payload_
       rp_request_header(opcode, payload_size, __atomic_fetch_add(&g_next_request_id, 1, __ATOMIC_RELAXED));
 
   struct iovec iov[2] = {{&header, sizeof(header)}, {const_cast<void*>(payload), payload_size}};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+  alignas(struct cmsghdr) char control[RP_FDS_CONTROL_SPACE(RP_MAX_FDS)];
   struct msghdr msg {};
   msg.msg_iov = iov;
   msg.msg_iovlen = payload_size > 0 ? 2 : 1;
-  if (fd_count > 0) {
-    memset(control, 0, sizeof(control));
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * fd_count);
+  if (fd_count < 0 || rp_fds_attach(&msg, control, sizeof(control), fds, static_cast<size_t>(fd_count)) != 0) {
+    errno = EINVAL;
+    return -1;
   }
   for (;;) {
     if (Real().sendmsg(link, &msg, MSG_NOSIGNAL) >= 0) break;
@@ -108,7 +103,7 @@ int CallBroker(int link, uint16_t opcode, const void* payload, uint32_t payload_
       return -1;
     }
     struct iovec riov[2] = {{&reply->header, sizeof(reply->header)}, {&reply->payload, sizeof(reply->payload)}};
-    alignas(struct cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+    alignas(struct cmsghdr) char rcontrol[RP_FDS_CONTROL_SPACE(RP_MAX_FDS)];
     struct msghdr rmsg {};
     rmsg.msg_iov = riov;
     rmsg.msg_iovlen = 2;
@@ -123,20 +118,9 @@ int CallBroker(int link, uint16_t opcode, const void* payload, uint32_t payload_
       errno = EPIPE;  // the broker closed the link
       return -1;
     }
-    reply->fd_count = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&rmsg); c != nullptr; c = CMSG_NXTHDR(&rmsg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < count; ++i) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (reply->fd_count < static_cast<int>(RP_MAX_FDS)) {
-          reply->fds[reply->fd_count++] = fd;
-        } else {
-          Real().close(fd);
-        }
-      }
-    }
+    struct rp_fds_taken taken;
+    rp_fds_take(&rmsg, reply->fds, RP_MAX_FDS, Real().close, &taken);
+    reply->fd_count = static_cast<int>(taken.count);
     const rp_header& h = reply->header;
     bool well_formed = static_cast<size_t>(n) >= sizeof(h) && h.magic == RP_MAGIC && h.header_size == sizeof(h) &&
                        (h.flags & RP_FLAG_REPLY) && h.payload_size <= sizeof(reply->payload) &&

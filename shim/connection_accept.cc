@@ -12,6 +12,7 @@
 #include "raw_log.h"
 #include "real_calls.h"
 #include "reuseport/address_codec.h"
+#include "reuseport/fd_passing.h"
 #include "reuseport/protocol.h"
 #include "shim.h"
 #include "socket_options.h"
@@ -57,7 +58,7 @@ int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   struct rp_header header;
   struct rp_connection connection;
   struct iovec iov[2] = {{&header, sizeof(header)}, {&connection, sizeof(connection)}};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * RP_MAX_FDS)];
+  alignas(struct cmsghdr) char control[RP_FDS_CONTROL_SPACE(RP_MAX_FDS)];
   for (;;) {
     struct msghdr msg {};
     msg.msg_iov = iov;
@@ -77,20 +78,9 @@ int Accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
       return -1;
     }
     int fds[RP_MAX_FDS];
-    int fd_count = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < count; ++i) {
-        int received;
-        memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (fd_count < static_cast<int>(RP_MAX_FDS)) {
-          fds[fd_count++] = received;
-        } else {
-          Real().close(received);
-        }
-      }
-    }
+    struct rp_fds_taken taken;
+    rp_fds_take(&msg, fds, RP_MAX_FDS, Real().close, &taken);
+    int fd_count = static_cast<int>(taken.count);
     bool valid = static_cast<size_t>(n) == sizeof(header) + sizeof(connection) && header.magic == RP_MAGIC &&
                  header.opcode == RP_OP_CONNECTION && fd_count == 1 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
     if (!valid) {

@@ -80,10 +80,13 @@ struct RejoinPlan {
 int SendRejoin(const RejoinPlan& plan, BrokerReply* reply) {
   int link = ConnectBroker();
   if (link < 0) return -1;
-  if (CallBroker(link, RP_OP_REJOIN, &plan.request, sizeof(plan.request), plan.fds, 3, reply) != 0 ||
-      reply->header.status != 0) {
+  // A transport failure is errno's, a refusal the reply's: never "success".
+  int err = CallBroker(link, RP_OP_REJOIN, &plan.request, sizeof(plan.request), plan.fds, 3, reply) != 0
+                ? (errno != 0 ? errno : EIO)
+                : reply->header.status;
+  if (err != 0) {
     RawLog(kLogWarn).Str("rejoining the broker failed for member ").Uint(plan.request.member_key).Str(": ")
-        .Errno(reply->header.status != 0 ? reply->header.status : errno).Emit();
+        .Errno(err).Emit();
     CloseReplyFds(reply);
     Real().close(link);
     return -1;
@@ -92,9 +95,9 @@ int SendRejoin(const RejoinPlan& plan, BrokerReply* reply) {
   return link;
 }
 
-// Rejoins every member whose link is gone. Returns how many rejoined; adds
-// those that failed to *failed.
-int RejoinOrphans(pid_t me, int* failed) {
+// Rejoins every member whose link is gone. Returns how many rejoined; those
+// that failed (and said so) are tried again on the watcher's next round.
+int RejoinOrphans(pid_t me) {
   static RejoinPlan plans[kMaxWatched];
   int count = 0;
   {
@@ -128,10 +131,7 @@ int RejoinOrphans(pid_t me, int* failed) {
       if (link >= 0) Real().close(link);
       continue;
     }
-    if (link < 0) {
-      ++*failed;
-      continue;
-    }
+    if (link < 0) continue;
     if (reply.payload_size == sizeof(rp_member_reply)) {
       m->member_id = reply.payload.member.member_id;
       m->group_id = reply.payload.member.group_id;
@@ -247,8 +247,7 @@ void* Watch(void*) {
     int probe = ConnectBroker();
     if (probe < 0) continue;
     Real().close(probe);
-    int failed = 0;
-    int rejoined = RejoinOrphans(me, &failed);
+    int rejoined = RejoinOrphans(me);
     if (rejoined > 0) {
       RawLog(kLogInfo).Str("rejoined the broker with ").Int(rejoined).Str(" member(s)").Emit();
       told = false;

@@ -20,6 +20,7 @@
 #include "program_exec.h"
 #include "raw_log.h"
 #include "real_calls.h"
+#include "reuseport/fd_passing.h"
 #include "settings.h"
 
 namespace reuseport::shim {
@@ -194,11 +195,10 @@ void NoteReceivedChannels(const struct msghdr* msg) {
   if (GetSettings().mode == Mode::kOff || InVforkChild()) return;
   struct msghdr copy = *msg;  // CMSG_NXTHDR reads only the control buffer and its length
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&copy); c != nullptr; c = CMSG_NXTHDR(&copy, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (!rp_cmsg_well_formed(&copy, c)) break;
+    size_t count = rp_cmsg_fd_count(&copy, c);
     for (size_t i = 0; i < count; ++i) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      int fd = rp_cmsg_fd(c, i);
       if (fd >= 0 && fd < kCandidateFds && LookupMember(fd) == nullptr && LooksLikeChannel(fd)) {
         MarkCandidate(fd);
         MarkEngaged();

@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "reuseport/errno_name.h"
+
 namespace reuseport::shim {
 
 int g_log_level = kLogWarn;
@@ -52,7 +54,7 @@ RawLog& RawLog::Int(int64_t v) {
 RawLog& RawLog::Errno(int err) {
   if (!enabled_) return *this;
   // strerror() may allocate for unknown values in some libcs; names are static.
-  Str(ErrnoName(err));
+  Str(rp_errno_name(err));
   return *this;
 }
 
@@ -65,42 +67,5 @@ void RawLog::Emit() {
 }
 
 bool FirstTime(int* flag) { return __atomic_exchange_n(flag, 1, __ATOMIC_RELAXED) == 0; }
-
-const char* ErrnoName(int err) {
-  switch (err) {
-    case 0: return "success";
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EINTR: return "EINTR";
-    case EBADF: return "EBADF";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EFAULT: return "EFAULT";
-    case EINVAL: return "EINVAL";
-    case ENFILE: return "ENFILE";
-    case EMFILE: return "EMFILE";
-    case ENOSYS: return "ENOSYS";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EPROTOTYPE: return "EPROTOTYPE";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case ECONNABORTED: return "ECONNABORTED";
-    case ECONNRESET: return "ECONNRESET";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ENOTCONN: return "ENOTCONN";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EPIPE: return "EPIPE";
-    case EBADMSG: return "EBADMSG";
-    case EPROTO: return "EPROTO";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    default: return "errno";
-  }
-}
 
 }  // namespace reuseport::shim

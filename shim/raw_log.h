@@ -20,7 +20,7 @@ class RawLog {
   RawLog& Str(const char* s);
   RawLog& Int(int64_t v);
   RawLog& Uint(uint64_t v);
-  RawLog& Errno(int err);  // "Address already in use (EADDRINUSE)"
+  RawLog& Errno(int err);  // the name only: "EADDRINUSE" (strerror may allocate)
   void Emit();
 
  private:
@@ -32,8 +32,6 @@ class RawLog {
 
 // Returns true the first time it is called for `flag` (a static int per message).
 bool FirstTime(int* flag);
-
-const char* ErrnoName(int err);
 
 }  // namespace reuseport::shim
 

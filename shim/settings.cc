@@ -14,6 +14,40 @@ namespace {
 Settings g_settings;
 pthread_once_t g_settings_once = PTHREAD_ONCE_INIT;
 
+void LoadSettings() {
+  Settings& s = g_settings;
+  __atomic_store_n(&g_log_level, ParseLogLevel(getenv("REUSEPORT_LOG")), __ATOMIC_RELAXED);
+
+  s.mode = Mode::kAuto;
+  const char* mode = getenv("REUSEPORT_MODE");
+  if (mode != nullptr && *mode != '\0') {
+    if (strcmp(mode, "auto") == 0) {
+      s.mode = Mode::kAuto;
+    } else if (strcmp(mode, "emulate") == 0) {
+      s.mode = Mode::kEmulate;
+    } else if (strcmp(mode, "off") == 0) {
+      s.mode = Mode::kOff;
+    } else {
+      RawLog(kLogWarn).Str("REUSEPORT_MODE='").Str(mode).Str("' is not auto|emulate|off; using auto").Emit();
+    }
+  }
+
+  const char* path = getenv("REUSEPORT_SOCKET");
+  if (path == nullptr || *path == '\0') path = rp_default_socket();
+  if (strlen(path) >= sizeof(s.socket_path)) {
+    RawLog(kLogWarn).Str("REUSEPORT_SOCKET is longer than a Unix socket path can be; using ").Str(rp_default_socket()).Emit();
+    path = rp_default_socket();
+  }
+  strcpy(s.socket_path, path);
+
+  ParsePorts(getenv("REUSEPORT_PORTS"), &s);
+}
+
+// Runs before main in the normal case; GetSettings() covers hooks called earlier.
+__attribute__((constructor)) void LoadSettingsAtStart() { pthread_once(&g_settings_once, LoadSettings); }
+
+}  // namespace
+
 int ParseLogLevel(const char* value) {
   if (value == nullptr || *value == '\0') return kLogWarn;
   if (strcmp(value, "quiet") == 0 || strcmp(value, "0") == 0) return kLogQuiet;
@@ -63,40 +97,6 @@ void ParsePorts(const char* value, Settings* settings) {
     p = end ? end + 1 : nullptr;
   }
 }
-
-void LoadSettings() {
-  Settings& s = g_settings;
-  __atomic_store_n(&g_log_level, ParseLogLevel(getenv("REUSEPORT_LOG")), __ATOMIC_RELAXED);
-
-  s.mode = Mode::kAuto;
-  const char* mode = getenv("REUSEPORT_MODE");
-  if (mode != nullptr && *mode != '\0') {
-    if (strcmp(mode, "auto") == 0) {
-      s.mode = Mode::kAuto;
-    } else if (strcmp(mode, "emulate") == 0) {
-      s.mode = Mode::kEmulate;
-    } else if (strcmp(mode, "off") == 0) {
-      s.mode = Mode::kOff;
-    } else {
-      RawLog(kLogWarn).Str("REUSEPORT_MODE='").Str(mode).Str("' is not auto|emulate|off; using auto").Emit();
-    }
-  }
-
-  const char* path = getenv("REUSEPORT_SOCKET");
-  if (path == nullptr || *path == '\0') path = rp_default_socket();
-  if (strlen(path) >= sizeof(s.socket_path)) {
-    RawLog(kLogWarn).Str("REUSEPORT_SOCKET is longer than a Unix socket path can be; using ").Str(rp_default_socket()).Emit();
-    path = rp_default_socket();
-  }
-  strcpy(s.socket_path, path);
-
-  ParsePorts(getenv("REUSEPORT_PORTS"), &s);
-}
-
-// Runs before main in the normal case; GetSettings() covers hooks called earlier.
-__attribute__((constructor)) void LoadSettingsAtStart() { pthread_once(&g_settings_once, LoadSettings); }
-
-}  // namespace
 
 const Settings& GetSettings() {
   pthread_once(&g_settings_once, LoadSettings);

@@ -39,6 +39,15 @@ void StepAside();
 // True when REUSEPORT_PORTS lists `port` for `protocol` (an rp_protocol value).
 bool PortListed(const Settings& settings, uint16_t port, int protocol);
 
+// REUSEPORT_LOG: quiet|error|warn|info|debug or 0-4; unset or empty is warn,
+// anything else warn with a warning.
+int ParseLogLevel(const char* value);
+
+// REUSEPORT_PORTS, "8080,8443/tcp,53/udp" (a bare port means both
+// protocols), appended to settings->ports; a bad entry is skipped with a
+// warning, entries beyond 64 are dropped with one.
+void ParsePorts(const char* value, Settings* settings);
+
 }  // namespace reuseport::shim
 
 #endif  // REUSEPORT_SHIM_SETTINGS_H_

@@ -11,7 +11,7 @@
 
 namespace reuseport::shim {
 
-// socket_setup.cc
+// socket_setup.cc (Bind, Listen) and socket_routing.cc (the rest)
 int Setsockopt(int fd, int level, int name, const void* value, socklen_t len);
 int Getsockopt(int fd, int level, int name, void* value, socklen_t* len);
 int Bind(int fd, const struct sockaddr* addr, socklen_t len);

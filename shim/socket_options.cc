@@ -1,6 +1,8 @@
 #include "socket_options.h"
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -43,7 +45,8 @@ bool AppliesTo(const OptionSpec& spec, int family) {
   return (spec.families & (family == AF_INET6 ? kV6 : kV4)) != 0;
 }
 
-// -1 marks "could not read" so such an option is never applied.
+// kUnknown marks "could not read" (no option holds INT64_MIN), so such an
+// option is never applied.
 constexpr int64_t kUnknown = INT64_MIN;
 
 int64_t ReadOne(int fd, const OptionSpec& spec) {
@@ -169,6 +172,41 @@ bool AffectsSending(int level, int name) {
            name == IPV6_DROP_MEMBERSHIP || name == IPV6_MTU_DISCOVER;
   }
   return false;
+}
+
+int IntOption(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  return Real().getsockopt(fd, level, name, &v, &len) == 0 ? v : 0;
+}
+
+void SetIntOption(int fd, int level, int name, int v) { Real().setsockopt(fd, level, name, &v, sizeof(v)); }
+
+int ReturnInt(int v, void* value, socklen_t* len) {
+  if (value == nullptr || len == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (static_cast<int>(*len) < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  socklen_t n = *len < sizeof(int) ? *len : sizeof(int);
+  memcpy(value, &v, n);
+  *len = n;
+  return 0;
+}
+
+int CheckIntArgument(const void* value, socklen_t len) {
+  if (value == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (len < sizeof(int)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return 0;
 }
 
 }  // namespace reuseport::shim

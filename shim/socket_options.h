@@ -8,6 +8,7 @@
 #define REUSEPORT_SHIM_SOCKET_OPTIONS_H_
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 namespace reuseport::shim {
 
@@ -43,6 +44,19 @@ void CopySocketOptions(int from_fd, int to_fd, int family);
 // True for UDP options that act on sending (TTL, TOS, broadcast, multicast):
 // replies leave from the shared socket, so these must reach it too.
 bool AffectsSending(int level, int name);
+
+// An int option of fd, 0 if it cannot be read; and setting one, unchecked.
+int IntOption(int fd, int level, int name);
+void SetIntOption(int fd, int level, int name, int v);
+
+// getsockopt()'s answer of an int the shim decides (SO_REUSEPORT, SO_DOMAIN):
+// at most *len bytes of v, *len set to what was written; EFAULT, EINVAL as
+// the kernel. Returns 0 or -1.
+int ReturnInt(int v, void* value, socklen_t* len);
+
+// setsockopt()'s checks of an int argument, as the kernel makes them: EFAULT
+// for no value, EINVAL for fewer than sizeof(int) bytes. Returns 0 or -1.
+int CheckIntArgument(const void* value, socklen_t len);
 
 }  // namespace reuseport::shim
 

@@ -1,5 +1,6 @@
-// setsockopt(SO_REUSEPORT), bind(), listen() and the calls that read a socket's
-// identity back: how an ordinary socket becomes a member of a broker group.
+// setsockopt(SO_REUSEPORT), bind() and listen(): how an ordinary socket
+// becomes a member of a broker group, by swapping what is under its fd.
+// (What each call does on a member once it is one: socket_routing.cc.)
 //
 // A member's program fd changes identity twice, always under the same number:
 //   kPending   the program's own socket; a link to the broker is open.
@@ -28,6 +29,7 @@
 #include "settings.h"
 #include "shim.h"
 #include "socket_options.h"
+#include "socket_setup.h"
 
 namespace reuseport::shim {
 
@@ -69,29 +71,6 @@ bool IsV4MappedAddress(const Member* m) {
 ino_t InodeOf(int fd) {
   struct stat st {};
   return fstat(fd, &st) == 0 ? st.st_ino : 0;
-}
-
-int IntOption(int fd, int level, int name) {
-  int v = 0;
-  socklen_t len = sizeof(v);
-  return Real().getsockopt(fd, level, name, &v, &len) == 0 ? v : 0;
-}
-
-void SetIntOption(int fd, int level, int name, int v) { Real().setsockopt(fd, level, name, &v, sizeof(v)); }
-
-int ReturnInt(int v, void* value, socklen_t* len) {
-  if (value == nullptr || len == nullptr) {
-    errno = EFAULT;
-    return -1;
-  }
-  if (static_cast<int>(*len) < 0) {
-    errno = EINVAL;
-    return -1;
-  }
-  socklen_t n = *len < sizeof(int) ? *len : sizeof(int);
-  memcpy(value, &v, n);
-  *len = n;
-  return 0;
 }
 
 // Opens a link for a socket that wants sharing, with the lock let go (the
@@ -138,57 +117,6 @@ bool PendingIsStale(int fd, Member* m) { return m->state == MemberState::kPendin
 void ForgetMember(int fd, Member* m) {
   UnmapFd(fd);
   ReleaseMember(m);
-}
-
-int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
-  const Settings& settings = GetSettings();
-  if (settings.mode == Mode::kOff || InVforkChild()) return Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
-  if (settings.mode == Mode::kAuto) {
-    int r = Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
-    if (r == 0 || errno != ENOPROTOOPT) return r;
-  }
-  if (value == nullptr) {
-    errno = EFAULT;
-    return -1;
-  }
-  if (len < sizeof(int)) {
-    errno = EINVAL;
-    return -1;
-  }
-  SocketKind kind;
-  if (!InspectSocket(fd, &kind)) {
-    errno = ENOPROTOOPT;  // what the kernel says for other sockets on an old kernel
-    return -1;
-  }
-  int on = 0;
-  memcpy(&on, value, sizeof(on));
-  TableLock lock;
-  Member* m = LookupMember(fd);
-  if (m != nullptr && !m->busy && PendingIsStale(fd, m)) {
-    ForgetMember(fd, m);
-    m = nullptr;
-  }
-  if (!on) {
-    if (m != nullptr && m->state == MemberState::kPending && !m->busy) ForgetMember(fd, m);
-    return 0;
-  }
-  if (m != nullptr) return 0;
-  ino_t inode = InodeOf(fd);
-  int link = ConnectUnlocked(lock);
-  if (link < 0) {
-    errno = ENOPROTOOPT;
-    return -1;
-  }
-  // Meanwhile another thread may have asked for the same socket, or closed it.
-  if (LookupMember(fd) != nullptr || InodeOf(fd) != inode) {
-    Real().close(link);
-    return 0;
-  }
-  if (StartMember(fd, kind, link) == nullptr) {
-    errno = ENOPROTOOPT;
-    return -1;
-  }
-  return 0;
 }
 
 // REUSEPORT_PORTS: a bind to a listed port shares it even though the program
@@ -421,96 +349,50 @@ int EmulatedBind(int fd, Member* m, const struct sockaddr* addr, socklen_t len, 
   return -1;
 }
 
-bool IsListeningOption(int level, int name) {
-  return level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO);
-}
-
 }  // namespace
 
-int Setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr) {
-    if (level == SOL_SOCKET && name == SO_REUSEPORT) return SetsockoptReuseport(fd, value, len);
-    return Real().setsockopt(fd, level, name, value, len);
+int SetsockoptReuseport(int fd, const void* value, socklen_t len) {
+  const Settings& settings = GetSettings();
+  if (settings.mode == Mode::kOff || InVforkChild()) return Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
+  if (settings.mode == Mode::kAuto) {
+    int r = Real().setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, value, len);
+    if (r == 0 || errno != ENOPROTOOPT) return r;
   }
-  if (level == SOL_SOCKET && name == SO_REUSEPORT) {
-    if (m->state == MemberState::kPending) return SetsockoptReuseport(fd, value, len);
-    if (value == nullptr) {
-      errno = EFAULT;
-      return -1;
-    }
-    if (len < sizeof(int)) {
-      errno = EINVAL;
-      return -1;
-    }
-    return 0;  // after bind the kernel accepts it too, with no effect on the group
+  if (CheckIntArgument(value, len) != 0) return -1;
+  SocketKind kind;
+  if (!InspectSocket(fd, &kind)) {
+    errno = ENOPROTOOPT;  // what the kernel says for other sockets on an old kernel
+    return -1;
   }
-  switch (m->state) {
-    case MemberState::kPending:
-    case MemberState::kBound:
-    case MemberState::kAttaching:
-    case MemberState::kFree:
-      return Real().setsockopt(fd, level, name, value, len);
-    case MemberState::kListening: {
-      if (IsListeningOption(level, name)) {
-        int r = Real().setsockopt(fd, level, name, value, len);
-        if (r == 0) Real().setsockopt(m->holder_fd, level, name, value, len);
-        return r;
-      }
-      int r = Real().setsockopt(m->holder_fd, level, name, value, len);
-      int index = InheritedOptionIndex(level, name);
-      if (r == 0 && index >= 0) {
-        int64_t values[kInheritedOptionCount];
-        ReadInheritedOptions(m->holder_fd, m->family, values);
-        TableLock lock;
-        m->inherited.wanted[index] = values[index];
-        UpdateDifferMask(&m->inherited);
-      }
-      return r;
-    }
-    case MemberState::kDatagram: {
-      if (IsListeningOption(level, name)) {
-        int r = Real().setsockopt(fd, level, name, value, len);
-        if (r == 0) Real().setsockopt(m->holder_fd, level, name, value, len);
-        return r;
-      }
-      int r = Real().setsockopt(m->holder_fd, level, name, value, len);
-      if (r != 0) return r;
-      if ((level == IPPROTO_IP && name == IP_PKTINFO) || (level == IPPROTO_IPV6 && name == IPV6_RECVPKTINFO)) {
-        m->want_pktinfo = static_cast<uint8_t>(IntOption(m->holder_fd, level, name) != 0);
-      } else if (AffectsSending(level, name)) {
-        // Replies leave from the shared socket; the group shares one uid.
-        Real().setsockopt(m->group_fd, level, name, value, len);
-      }
-      return 0;
-    }
+  int on = 0;
+  memcpy(&on, value, sizeof(on));
+  TableLock lock;
+  Member* m = LookupMember(fd);
+  if (m != nullptr && !m->busy && PendingIsStale(fd, m)) {
+    ForgetMember(fd, m);
+    m = nullptr;
   }
-  return Real().setsockopt(fd, level, name, value, len);
-}
-
-int Getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr) {
-    int family = ShimEngaged() && level == SOL_SOCKET && name == SO_DOMAIN ? PresentedFamily(fd) : 0;
-    if (family != 0) return ReturnInt(family, value, len);
-    return Real().getsockopt(fd, level, name, value, len);
+  if (!on) {
+    if (m != nullptr && m->state == MemberState::kPending && !m->busy) ForgetMember(fd, m);
+    return 0;
   }
-  if (level == SOL_SOCKET && name == SO_REUSEPORT) return ReturnInt(1, value, len);
-  switch (m->state) {
-    case MemberState::kPending:
-    case MemberState::kBound:
-    case MemberState::kAttaching:
-    case MemberState::kFree:
-      return Real().getsockopt(fd, level, name, value, len);
-    case MemberState::kListening:
-      if (level == SOL_SOCKET && name == SO_ACCEPTCONN) return ReturnInt(1, value, len);
-      if (IsListeningOption(level, name)) return Real().getsockopt(fd, level, name, value, len);
-      return Real().getsockopt(m->holder_fd, level, name, value, len);
-    case MemberState::kDatagram:
-      if (IsListeningOption(level, name)) return Real().getsockopt(fd, level, name, value, len);
-      return Real().getsockopt(m->holder_fd, level, name, value, len);
+  if (m != nullptr) return 0;
+  ino_t inode = InodeOf(fd);
+  int link = ConnectUnlocked(lock);
+  if (link < 0) {
+    errno = ENOPROTOOPT;
+    return -1;
   }
-  return Real().getsockopt(fd, level, name, value, len);
+  // Meanwhile another thread may have asked for the same socket, or closed it.
+  if (LookupMember(fd) != nullptr || InodeOf(fd) != inode) {
+    Real().close(link);
+    return 0;
+  }
+  if (StartMember(fd, kind, link) == nullptr) {
+    errno = ENOPROTOOPT;
+    return -1;
+  }
+  return 0;
 }
 
 int Bind(int fd, const struct sockaddr* addr, socklen_t len) {
@@ -601,77 +483,6 @@ int Listen(int fd, int backlog) {
   m->channel_fd = -1;
   m->state = MemberState::kListening;
   return 0;
-}
-
-int Getsockname(int fd, struct sockaddr* addr, socklen_t* len) {
-  if (int family = ShimEngaged() ? PresentedFamily(fd) : 0) return PresentedName(fd, family, false, addr, len);
-  Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr || m->state == MemberState::kPending) return Real().getsockname(fd, addr, len);
-  if (addr == nullptr || len == nullptr) {
-    errno = EFAULT;
-    return -1;
-  }
-  rp_copy_sockaddr_out(&m->bound, m->bound_len, addr, len);
-  return 0;
-}
-
-int Getpeername(int fd, struct sockaddr* addr, socklen_t* len) {
-  if (int family = ShimEngaged() ? PresentedFamily(fd) : 0) return PresentedName(fd, family, true, addr, len);
-  Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr || m->state == MemberState::kPending) return Real().getpeername(fd, addr, len);
-  if (m->state == MemberState::kDatagram && m->connected) {
-    if (addr == nullptr || len == nullptr) {
-      errno = EFAULT;
-      return -1;
-    }
-    rp_copy_sockaddr_out(&m->peer, m->peer_len, addr, len);
-    return 0;
-  }
-  errno = ENOTCONN;
-  return -1;
-}
-
-int Connect(int fd, const struct sockaddr* addr, socklen_t len) {
-  Member* m = LookupMemberOrAttach(fd);
-  if (m == nullptr || m->state != MemberState::kDatagram) return Real().connect(fd, addr, len);
-  // A UDP member keeps receiving through the group; connect() only sets the
-  // default destination of send()/write(), which leave from the shared socket.
-  if (addr == nullptr) {
-    errno = EFAULT;
-    return -1;
-  }
-  if (len >= sizeof(sa_family_t) && addr->sa_family == AF_UNSPEC) {
-    m->connected = 0;
-    return 0;
-  }
-  struct rp_address peer;
-  if (rp_address_from_sockaddr(addr, len, &peer) != 0) {
-    errno = len < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT;
-    return -1;
-  }
-  TableLock lock;
-  m->peer_len = rp_address_to_sockaddr(&peer, m->family, &m->peer);
-  if (m->peer_len == 0) {
-    errno = EAFNOSUPPORT;
-    return -1;
-  }
-  m->connected = 1;
-  return 0;
-}
-
-int Shutdown(int fd, int how) {
-  Member* m = LookupMember(fd);
-  if (m == nullptr || m->state == MemberState::kPending || m->state == MemberState::kBound) {
-    return Real().shutdown(fd, how);
-  }
-  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
-    errno = EINVAL;
-    return -1;
-  }
-  // Shutting the channel would make it read as end-of-file forever; the group
-  // socket is shared. A listener or unconnected UDP socket has nothing to shut.
-  errno = ENOTCONN;
-  return m->state == MemberState::kListening ? 0 : -1;
 }
 
 }  // namespace reuseport::shim

@@ -46,7 +46,7 @@
 #include <string>
 #include <vector>
 
-#include "broker_in_thread.h"
+#include "broker_in_thread.h"  // tests/support
 #include "control_input.h"
 #include "fd_kinds.h"
 #include "fuzz_check.h"
@@ -71,6 +71,8 @@ constexpr uint16_t kGroupPort = 29311;
 // Ports the policy lets this uid have bound by the broker (authbind-style), so
 // that path runs too; unassigned, and below 1024 as that path requires.
 constexpr char kAllowedPorts[] = "1021-1023";
+
+using reuseport::testing::BrokerInThread;
 
 BrokerInThread* g_broker = nullptr;  // replaced after a TAKEOVER; lives until exit
 bool g_send_takeovers = true;        // REUSEPORT_FUZZ_TAKEOVER=0 turns off

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fuzz_check.h"
+#include "scm_rights.h"
 
 namespace reuseport::fuzz {
 
@@ -52,23 +53,9 @@ bool LinkClient::Connect(const std::string& socket_path) {
 
 bool LinkClient::Send(const std::string& bytes, absl::Span<const int> fds) {
   if (closed_by_broker_ || !fd_) return false;
-  struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
   int64_t deadline = NowMs() + kReplyTimeoutMs;
   for (;;) {
-    if (sendmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) break;
+    if (reuseport::testing::SendWithFds(fd_.get(), bytes.data(), bytes.size(), fds, MSG_DONTWAIT) >= 0) break;
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
       // The broker reads every link until it would block, so a full queue

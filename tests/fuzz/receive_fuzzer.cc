@@ -33,6 +33,7 @@
 #include "fuzz_check.h"
 #include "open_fds.h"
 #include "reuseport/protocol.h"
+#include "scm_rights.h"
 #include "wire.h"
 
 using reuseport::broker::ParseRecord;
@@ -80,24 +81,9 @@ std::vector<UniqueFd> MakeAttachments(const std::vector<FdKind>& kinds, bool max
 }
 
 bool SendWithFds(int fd, const std::string& bytes, const std::vector<UniqueFd>& fds) {
-  struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    for (size_t i = 0; i < fds.size(); ++i) {
-      int n = fds[i].get();
-      memcpy(CMSG_DATA(c) + i * sizeof(int), &n, sizeof(int));
-    }
-  }
-  return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0;
+  std::vector<int> numbers;
+  for (const UniqueFd& f : fds) numbers.push_back(f.get());
+  return reuseport::testing::SendWithFds(fd, bytes.data(), bytes.size(), numbers, MSG_DONTWAIT) >= 0;
 }
 
 void CheckDelivered(const ReceiveResult& r, const std::string& bytes, const std::vector<FileId>& sent) {

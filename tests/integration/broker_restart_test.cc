@@ -111,17 +111,20 @@ TEST_F(BrokerRestartTest, CrashedBrokerIsReplacedAndMembersRejoinByThemselves) {
   ASSERT_TRUE(first->process().Signal(SIGKILL).ok());
   ASSERT_TRUE(first->process().Wait(absl::Seconds(10)).ok());
 
-  // Clients arrive while there is no broker at all.
+  // Clients arrive while there is no broker at all: the new one starts only
+  // once a full wave of them waits in the kernel's backlog.
   TcpLoadResult during;
+  std::atomic<int> sent{0};
   std::thread load([&] {
     TcpLoadOptions o;
     o.port = tcp_[0].port;
     o.connections = 200;
     o.concurrency = 16;
     o.connection_timeout = absl::Seconds(15);
+    o.requests_sent = &sent;
     during = RunTcpLoad(o);
   });
-  usleep(300 * 1000);  // deliberately leave the port without a broker for a while
+  EXPECT_TRUE(WaitForCount(sent, 16, absl::Seconds(10))) << "clients should queue while no broker runs";
 
   absl::Time started = absl::Now();
   absl::StatusOr<BrokerProcess> second = BrokerProcess::Start(dir_.path());
@@ -152,15 +155,18 @@ TEST_F(BrokerRestartTest, TakeoverRefusesNothing) {
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_NO_FATAL_FAILURE(StartMembers(*first));
   TcpLoadResult result;
+  std::atomic<int> sent{0};
   std::thread load([&] {
     TcpLoadOptions o;
     o.port = tcp_[0].port;
     o.connections = 3000;
     o.concurrency = 8;
     o.connection_timeout = absl::Seconds(15);
+    o.requests_sent = &sent;
     result = RunTcpLoad(o);
   });
-  usleep(100 * 1000);
+  // The takeover happens under load: wait until the load is flowing.
+  EXPECT_TRUE(WaitForCount(sent, 100, absl::Seconds(10))) << "the load never started";
   BrokerOptions options;
   options.extra_flags = {"--takeover"};
   absl::StatusOr<BrokerProcess> second = BrokerProcess::Start(dir_.path(), options);

@@ -101,7 +101,7 @@ TEST_F(MetricsHttpTest, WatchPrintsALiveTableOfMembers) {
   absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup(std::move(m));
   ASSERT_TRUE(members.ok()) << members.status();
   SubprocessOptions watch;
-  watch.argv = {CtlPath(), "--socket", broker->socket_path(), "watch", "--interval", "0.2", "--count", "3"};
+  watch.argv = {CtlPath(), "--socket", broker->socket_path(), "watch", "--interval=200ms", "--count", "3"};
   absl::StatusOr<Subprocess> w = Subprocess::Start(watch);
   ASSERT_TRUE(w.ok());
   TcpLoadOptions load;

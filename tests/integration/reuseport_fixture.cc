@@ -370,4 +370,23 @@ bool SharesWithin(const std::map<std::string, int>& per_member, int total, doubl
   return true;
 }
 
+void GroupTest::SetUp() {
+  absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path(), broker_options_);
+  ASSERT_TRUE(b.ok()) << b.status();
+  broker_.emplace(std::move(*b));
+}
+
+MemberOptions GroupTest::Member(std::vector<std::string> argv, const std::string& id) {
+  return ShimmedMember(argv, id, dir_.path(), *broker_);
+}
+
+std::vector<MemberProcess> GroupTest::StartMembers(std::vector<MemberOptions> members, uint16_t port) {
+  absl::StatusOr<std::vector<MemberProcess>> started = StartMemberGroup(std::move(members), port);
+  EXPECT_TRUE(started.ok()) << started.status() << "\nbroker log:\n" << broker_->process().ReadStdout();
+  if (!started.ok()) return {};
+  members_ += static_cast<int>(started->size());
+  EXPECT_TRUE(broker_->WaitForMembers(members_).ok());
+  return std::move(*started);
+}
+
 }  // namespace reuseport::testing

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -107,7 +108,7 @@ bool SharesWithin(const std::map<std::string, int>& per_member, int total, doubl
 
 // What the broker did to the TCP connections of the groups on one port besides
 // following the hash: it hands a member's share to the others while that
-// member is full (--member_window) or stalled (--stall_ms: on a loaded
+// member is full (--member_window) or stalled (--stall: on a loaded
 // machine a member waiting 200 ms for a CPU counts), and takes back what was
 // queued for a stalled one. Counters summed over the members, from the
 // broker's status; the difference of two readings is what happened between.
@@ -133,6 +134,35 @@ absl::StatusOr<Rerouted> ReadRerouted(const std::string& socket_path, uint16_t p
 // the broker rerouted.
 void ExpectSharesFair(const std::map<std::string, int>& per_member, int total, double lo, double hi, size_t members,
                       const Rerouted& during);
+
+// Copies started at once: a loser of the bind race may reach the broker before
+// the winner's group exists, and waits for it (--join_wait, 500 ms by default).
+// On a loaded machine the winner can be off a CPU for longer than that, which
+// would turn a working wait into a refusal, so such tests give the broker a
+// wait no scheduling delay reaches; it ends as soon as the group exists, and
+// stays inside the members' 10 s ready timeout.
+inline constexpr char kJoinWaitFlag[] = "--join_wait=5s";
+
+// The base of the group tests: a broker of its own per test (started in
+// SetUp with broker_options_, which a derived fixture's constructor may set),
+// and members started under it, shimmed, on the pretend old kernel.
+class GroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  // A member program under this test's broker, logging into the test's directory.
+  MemberOptions Member(std::vector<std::string> argv, const std::string& id);
+
+  // Starts `members` on one port (0: a free one), waits for each to be ready
+  // and for the broker to count every member this test started. Empty (with
+  // a failure recorded) if any did not start.
+  std::vector<MemberProcess> StartMembers(std::vector<MemberOptions> members, uint16_t port = 0);
+
+  BrokerOptions broker_options_;  // for SetUp
+  TempDir dir_ = MakeTestDir();
+  std::optional<BrokerProcess> broker_;
+  int members_ = 0;  // started through StartMembers, for readiness
+};
 
 }  // namespace reuseport::testing
 

@@ -1,6 +1,6 @@
 // A member that stops consuming never stalls its group: stopped (SIGSTOP), or
 // at its fd limit (accept() fails with EMFILE, as on the kernel), its queued
-// connections go to the other members after --stall_ms.
+// connections go to the other members after --stall.
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,7 +66,7 @@ class StallTest : public ::testing::Test {
  protected:
   void SetUp() override {
     BrokerOptions options;
-    options.extra_flags = {"--stall_ms", absl::StrCat(kStallMs)};
+    options.extra_flags = {"--stall", absl::StrCat(kStallMs, "ms")};
     absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path(), options);
     ASSERT_TRUE(b.ok()) << b.status();
     broker_.emplace(std::move(*b));

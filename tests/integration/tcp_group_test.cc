@@ -18,39 +18,12 @@
 namespace reuseport::testing {
 namespace {
 
-// Copies started at once: a loser of the bind race may reach the broker before
-// the winner's group exists, and waits for it (--join_wait, 500 ms by default).
-// On a loaded machine the winner can be off a CPU for longer than that, which
-// would turn a working wait into a refusal, so these tests give the broker a
-// wait no scheduling delay reaches; it ends as soon as the group exists, and
-// stays inside the members' 10 s ready timeout.
-constexpr char kJoinWaitFlag[] = "--join_wait=5s";
-
-class TcpGroupTest : public ::testing::Test {
+class TcpGroupTest : public GroupTest {
  protected:
-  void SetUp() override {
-    absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path(), broker_options_);
-    ASSERT_TRUE(b.ok()) << b.status();
-    broker_.emplace(std::move(*b));
-  }
-
-  MemberOptions Member(std::vector<std::string> argv, const std::string& id) {
-    return ShimmedMember(argv, id, dir_.path(), *broker_);
-  }
-
   std::vector<std::string> Tcp(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {TcpMemberPath()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
-  }
-
-  std::vector<MemberProcess> StartGroup(std::vector<MemberOptions> members, uint16_t port = 0) {
-    absl::StatusOr<std::vector<MemberProcess>> started = StartMemberGroup(std::move(members), port);
-    EXPECT_TRUE(started.ok()) << started.status() << "\nbroker log:\n" << broker_->process().ReadStdout();
-    if (!started.ok()) return {};
-    members_ += static_cast<int>(started->size());
-    EXPECT_TRUE(broker_->WaitForMembers(members_).ok());
-    return std::move(*started);
   }
 
   // Drives `connections` at the group and checks the core promise: every
@@ -75,20 +48,15 @@ class TcpGroupTest : public ::testing::Test {
     ExpectSharesFair(r.per_member, r.successes, lo, hi, members.size(), *after - *before);
     RecordProperty("shares", DescribeShares(r.per_member, r.successes));
   }
-
-  BrokerOptions broker_options_;  // for SetUp
-  TempDir dir_ = MakeTestDir();
-  std::optional<BrokerProcess> broker_;
-  int members_ = 0;  // started through StartGroup, for readiness
 };
 
 // A broker that never takes connections back from a member that stops
-// consuming (--stall_ms 0), for tests that need connections to stay queued
+// consuming (--stall 0), for tests that need connections to stay queued
 // for a stopped member: with it on, a loaded host's 200 ms of scheduling delay
 // is enough for the broker to empty that queue first.
 class TcpGroupWithoutStallTest : public TcpGroupTest {
  protected:
-  TcpGroupWithoutStallTest() { broker_options_.extra_flags = {"--stall_ms", "0"}; }
+  TcpGroupWithoutStallTest() { broker_options_.extra_flags = {"--stall", "0"}; }
 };
 
 class TcpGroupStartedAtOnceTest : public TcpGroupTest {
@@ -99,7 +67,7 @@ class TcpGroupStartedAtOnceTest : public TcpGroupTest {
 TEST_F(TcpGroupTest, FourBlockingMembersServeEveryConnectionExactlyOnce) {
   std::vector<MemberOptions> m;
   for (int i = 0; i < 4; ++i) m.push_back(Member(Tcp({"--loop", "blocking"}), absl::StrCat("m", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectServedFairly(members, 4000);
 }
 
@@ -146,7 +114,7 @@ TEST_F(TcpGroupTest, MembersWithDifferentEventLoopsShareOnePort) {
   m.push_back(Member(Tcp({"--loop", "poll"}), "poll"));
   m.push_back(Member(Tcp({"--loop", "epoll-et", "--accept", "accept4"}), "epoll-et"));
   m.push_back(Member({PythonPath(), SocketserverMemberPath(), "--proto", "tcp"}, "python"));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectServedFairly(members, 4000);
 }
 
@@ -156,7 +124,7 @@ TEST_F(TcpGroupTest, SelectLevelTriggeredOneshotAndThreadedMembers) {
   m.push_back(Member(Tcp({"--loop", "epoll-lt", "--nonblock-via", "ioctl"}), "epoll-lt"));
   m.push_back(Member(Tcp({"--loop", "epoll-oneshot", "--nonblock-via", "fcntl"}), "oneshot"));
   m.push_back(Member(Tcp({"--loop", "blocking", "--threads", "4"}), "threads"));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectServedFairly(members, 2000);
 }
 
@@ -166,7 +134,7 @@ TEST_F(TcpGroupTest, ListenerOptionsReachAcceptedSockets) {
   // accepted sockets must carry its own listener's options.
   m.push_back(Member(Tcp({"--nodelay", "--keepalive", "30,5,4", "--accept", "accept4"}), "opts"));
   m.push_back(Member(Tcp({}), "plain"));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   TcpLoadOptions load;
   load.port = members[0].port;
   load.connections = 200;
@@ -198,7 +166,7 @@ TEST_F(TcpGroupTest, AnotherUidIsRefusedAndTheGroupKeepsServing) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(RootUnavailable("a member runs as nobody"));
   std::vector<MemberOptions> m;
   for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({}), absl::StrCat("root", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ASSERT_EQ(members.size(), 2u);
 
   MemberOptions intruder = Member(Tcp({"--port", absl::StrCat(members[0].port)}), "nobody");
@@ -234,7 +202,7 @@ TEST_F(TcpGroupTest, Ipv6MembersShareAPort) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectServedFairly(members, 1500, "::1", 0.20, 0.47);
 }
 
@@ -242,7 +210,7 @@ TEST_F(TcpGroupTest, DualStackGroupServesIpv4AndIpv6) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 2; ++i) m.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectServedFairly(members, 600, "127.0.0.1", 0.35, 0.65);
   ExpectServedFairly(members, 600, "::1", 0.35, 0.65);
 }
@@ -251,11 +219,11 @@ TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> v6;
   for (int i = 0; i < 2; ++i) v6.push_back(Member(Tcp({"--host", "::", "--v6only", "1"}), absl::StrCat("v6only", i)));
-  std::vector<MemberProcess> v6_members = StartGroup(std::move(v6));
+  std::vector<MemberProcess> v6_members = StartMembers(std::move(v6));
   ASSERT_EQ(v6_members.size(), 2u);
   std::vector<MemberOptions> v4;
   for (int i = 0; i < 2; ++i) v4.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
-  std::vector<MemberProcess> v4_members = StartGroup(std::move(v4), v6_members[0].port);
+  std::vector<MemberProcess> v4_members = StartMembers(std::move(v4), v6_members[0].port);
   ASSERT_EQ(v4_members.size(), 2u);
   ExpectServedFairly(v4_members, 600, "127.0.0.1", 0.35, 0.65);
   ExpectServedFairly(v6_members, 600, "::1", 0.35, 0.65);
@@ -264,11 +232,11 @@ TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
 TEST_F(TcpGroupTest, SpecificAddressBeatsWildcard) {
   std::vector<MemberOptions> wild;
   for (int i = 0; i < 2; ++i) wild.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("any", i)));
-  std::vector<MemberProcess> wildcard = StartGroup(std::move(wild));
+  std::vector<MemberProcess> wildcard = StartMembers(std::move(wild));
   ASSERT_EQ(wildcard.size(), 2u);
   std::vector<MemberOptions> spec;
   for (int i = 0; i < 2; ++i) spec.push_back(Member(Tcp({"--host", "127.0.0.5"}), absl::StrCat("lo5_", i)));
-  std::vector<MemberProcess> specific = StartGroup(std::move(spec), wildcard[0].port);
+  std::vector<MemberProcess> specific = StartMembers(std::move(spec), wildcard[0].port);
   ASSERT_EQ(specific.size(), 2u);
   // 127.0.0.5 goes to its own group only; any other local address to the wildcard.
   ExpectServedFairly(specific, 600, "127.0.0.5", 0.35, 0.65);
@@ -279,11 +247,11 @@ TEST_F(TcpGroupTest, Ipv4TrafficPrefersIpv4GroupOverDualStack) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Tcp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
-  std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));
+  std::vector<MemberProcess> dual_members = StartMembers(std::move(dual));
   ASSERT_EQ(dual_members.size(), 2u);
   std::vector<MemberOptions> v4;
   for (int i = 0; i < 2; ++i) v4.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
-  std::vector<MemberProcess> v4_members = StartGroup(std::move(v4), dual_members[0].port);
+  std::vector<MemberProcess> v4_members = StartMembers(std::move(v4), dual_members[0].port);
   ASSERT_EQ(v4_members.size(), 2u);
   ExpectServedFairly(v4_members, 600, "127.0.0.1", 0.35, 0.65);
   ExpectServedFairly(dual_members, 600, "::1", 0.35, 0.65);
@@ -292,7 +260,7 @@ TEST_F(TcpGroupTest, Ipv4TrafficPrefersIpv4GroupOverDualStack) {
 TEST_F(TcpGroupTest, MemberThatExitsLeavesAndTheOthersTakeItsShare) {
   std::vector<MemberOptions> m;
   for (int i = 0; i < 4; ++i) m.push_back(Member(Tcp({}), absl::StrCat("m", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ASSERT_EQ(members.size(), 4u);
   ASSERT_TRUE(members[3].process.Signal(SIGTERM).ok());
   ASSERT_TRUE(members[3].process.Wait(absl::Seconds(10)).ok());
@@ -305,7 +273,7 @@ TEST_F(TcpGroupTest, MemberThatExitsLeavesAndTheOthersTakeItsShare) {
 TEST_F(TcpGroupWithoutStallTest, KilledMemberLosesNoConnectionQueuedForIt) {
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Tcp({}), absl::StrCat("m", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ASSERT_EQ(members.size(), 3u);
   // Stop one member so that connections queue for it, then kill it: the
   // broker must hand every queued connection to the others.

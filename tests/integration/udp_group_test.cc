@@ -24,39 +24,12 @@
 namespace reuseport::testing {
 namespace {
 
-// Copies started at once: a loser of the bind race may reach the broker before
-// the winner's group exists, and waits for it (--join_wait, 500 ms by default).
-// On a loaded machine the winner can be off a CPU for longer than that, which
-// would turn a working wait into a refusal, so these tests give the broker a
-// wait no scheduling delay reaches; it ends as soon as the group exists, and
-// stays inside the members' 10 s ready timeout.
-constexpr char kJoinWaitFlag[] = "--join_wait=5s";
-
-class UdpGroupTest : public ::testing::Test {
+class UdpGroupTest : public GroupTest {
  protected:
-  void SetUp() override {
-    absl::StatusOr<BrokerProcess> b = BrokerProcess::Start(dir_.path(), broker_options_);
-    ASSERT_TRUE(b.ok()) << b.status();
-    broker_.emplace(std::move(*b));
-  }
-
-  MemberOptions Member(std::vector<std::string> argv, const std::string& id) {
-    return ShimmedMember(argv, id, dir_.path(), *broker_);
-  }
-
   std::vector<std::string> Udp(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {UdpMemberPath()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
-  }
-
-  std::vector<MemberProcess> StartGroup(std::vector<MemberOptions> members, uint16_t port = 0) {
-    absl::StatusOr<std::vector<MemberProcess>> started = StartMemberGroup(std::move(members), port);
-    EXPECT_TRUE(started.ok()) << started.status() << "\nbroker log:\n" << broker_->process().ReadStdout();
-    if (!started.ok()) return {};
-    members_ += static_cast<int>(started->size());
-    EXPECT_TRUE(broker_->WaitForMembers(members_).ok());
-    return std::move(*started);
   }
 
   UdpFlowResult ExpectFlowsSpread(const std::vector<MemberProcess>& members, int flows, const std::string& host,
@@ -77,11 +50,6 @@ class UdpGroupTest : public ::testing::Test {
     RecordProperty("late_replies", r.late_replies);
     return r;
   }
-
-  BrokerOptions broker_options_;  // for SetUp
-  TempDir dir_ = MakeTestDir();
-  std::optional<BrokerProcess> broker_;
-  int members_ = 0;
 };
 
 class UdpGroupStartedAtOnceTest : public UdpGroupTest {
@@ -95,7 +63,7 @@ TEST_F(UdpGroupTest, FourMembersSpreadAThousandFlowsWithAffinity) {
   m.push_back(Member(Udp({"--io", "recvmsg"}), "recvmsg"));
   m.push_back(Member(Udp({"--io", "recvmmsg"}), "recvmmsg"));
   m.push_back(Member(Udp({"--io", "recvfrom"}), "recvfrom2"));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectFlowsSpread(members, 1000, "127.0.0.1", 0.15, 0.35);
 }
 
@@ -130,7 +98,7 @@ TEST_F(UdpGroupTest, PythonSocketserverAndRecvmmsgServerShareAPort) {
   std::vector<MemberOptions> m;
   m.push_back(Member({PythonPath(), SocketserverMemberPath(), "--proto", "udp"}, "python"));
   m.push_back(Member(Udp({"--io", "recvmmsg"}), "mmsg"));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectFlowsSpread(members, 400, "127.0.0.1", 0.30, 0.70);
 }
 
@@ -138,7 +106,7 @@ TEST_F(UdpGroupTest, Ipv6MembersShareAPort) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> m;
   for (int i = 0; i < 3; ++i) m.push_back(Member(Udp({"--host", "::1", "--v6only", "1"}), absl::StrCat("v6_", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ExpectFlowsSpread(members, 600, "::1", 0.20, 0.47);
 }
 
@@ -146,11 +114,11 @@ TEST_F(UdpGroupTest, Ipv4PrefersIpv4GroupOverDualStack) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> dual;
   for (int i = 0; i < 2; ++i) dual.push_back(Member(Udp({"--host", "::", "--v6only", "0"}), absl::StrCat("dual", i)));
-  std::vector<MemberProcess> dual_members = StartGroup(std::move(dual));
+  std::vector<MemberProcess> dual_members = StartMembers(std::move(dual));
   ASSERT_EQ(dual_members.size(), 2u);
   std::vector<MemberOptions> v4;
   for (int i = 0; i < 2; ++i) v4.push_back(Member(Udp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
-  std::vector<MemberProcess> v4_members = StartGroup(std::move(v4), dual_members[0].port);
+  std::vector<MemberProcess> v4_members = StartMembers(std::move(v4), dual_members[0].port);
   ASSERT_EQ(v4_members.size(), 2u);
   ExpectFlowsSpread(v4_members, 300, "127.0.0.1", 0.30, 0.70);
   ExpectFlowsSpread(dual_members, 300, "::1", 0.30, 0.70);
@@ -159,11 +127,11 @@ TEST_F(UdpGroupTest, Ipv4PrefersIpv4GroupOverDualStack) {
 TEST_F(UdpGroupTest, SpecificAddressBeatsWildcard) {
   std::vector<MemberOptions> wild;
   for (int i = 0; i < 2; ++i) wild.push_back(Member(Udp({"--host", "0.0.0.0"}), absl::StrCat("any", i)));
-  std::vector<MemberProcess> wildcard = StartGroup(std::move(wild));
+  std::vector<MemberProcess> wildcard = StartMembers(std::move(wild));
   ASSERT_EQ(wildcard.size(), 2u);
   std::vector<MemberOptions> spec;
   for (int i = 0; i < 2; ++i) spec.push_back(Member(Udp({"--host", "127.0.0.7", "--io", i == 0 ? "recvmsg" : "recvmmsg", "--pktinfo"}), absl::StrCat("lo7_", i)));
-  std::vector<MemberProcess> specific = StartGroup(std::move(spec), wildcard[0].port);
+  std::vector<MemberProcess> specific = StartMembers(std::move(spec), wildcard[0].port);
   ASSERT_EQ(specific.size(), 2u);
   UdpFlowResult r = ExpectFlowsSpread(specific, 300, "127.0.0.7", 0.30, 0.70);
   EXPECT_EQ(r.reply_suffixes["dst=127.0.0.7"], r.replies) << "pktinfo reports the address the datagram was sent to";
@@ -173,7 +141,7 @@ TEST_F(UdpGroupTest, SpecificAddressBeatsWildcard) {
 TEST_F(UdpGroupTest, MemberThatLeavesHandsItsFlowsToTheOthers) {
   std::vector<MemberOptions> m;
   for (int i = 0; i < 4; ++i) m.push_back(Member(Udp({}), absl::StrCat("m", i)));
-  std::vector<MemberProcess> members = StartGroup(std::move(m));
+  std::vector<MemberProcess> members = StartMembers(std::move(m));
   ASSERT_EQ(members.size(), 4u);
   ASSERT_TRUE(members[0].process.Signal(SIGTERM).ok());
   ASSERT_TRUE(members[0].process.Wait(absl::Seconds(10)).ok());

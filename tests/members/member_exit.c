@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errno_name.h"
+#include "reuseport/errno_name.h"
 
 /* glibc's program_invocation_short_name is the basename of argv[0]. */
 extern char *program_invocation_short_name;
 
 void die_errno(const char *what, int err, int status) {
   fprintf(stderr, "%s: %s: %s (%s)\n", program_invocation_short_name, what,
-          strerror(err), errno_name(err));
+          strerror(err), rp_errno_name(err));
   exit(status);
 }
 

@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errno_name.h"
+#include "reuseport/errno_name.h"
 
 /* --- What a case is made of ---------------------------------------------- */
 
@@ -176,7 +176,7 @@ static void add_line(struct lines *l, const char *format, ...) {
 }
 
 static _Noreturn void fatal(const char *what) {
-  fprintf(stderr, "reuseport_semantics: %s: %s (%s)\n", what, strerror(errno), errno_name(errno));
+  fprintf(stderr, "reuseport_semantics: %s: %s (%s)\n", what, strerror(errno), rp_errno_name(errno));
   exit(2);
 }
 
@@ -243,7 +243,7 @@ static void describe_domain(int fd, char *buf, size_t size) {
   int domain = 0;
   socklen_t len = sizeof(domain);
   if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
-    snprintf(buf, size, "%s", errno_name(errno));
+    snprintf(buf, size, "%s", rp_errno_name(errno));
   } else {
     snprintf(buf, size, "%s", family_name(domain));
   }
@@ -255,7 +255,7 @@ static void describe_name(int fd, int peer, unsigned case_port, unsigned client_
   memset(&ss, 0, sizeof(ss));
   int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len);
   if (r != 0) {
-    snprintf(buf, size, "%s", errno_name(errno));
+    snprintf(buf, size, "%s", rp_errno_name(errno));
   } else {
     describe(&ss, len, case_port, client_port, buf, size);
   }
@@ -323,21 +323,21 @@ static void bind_members(struct run *r, const char *case_name, enum kind kind, i
     char result[LINE_LEN];
     int one = 1;
     if (setsockopt(m->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-      snprintf(result, sizeof(result), "reuseport=%s", errno_name(errno));
+      snprintf(result, sizeof(result), "reuseport=%s", rp_errno_name(errno));
       goto failed;
     }
     if (k->v6only >= 0 && setsockopt(m->fd, IPPROTO_IPV6, IPV6_V6ONLY, &k->v6only, sizeof(k->v6only)) != 0) {
-      snprintf(result, sizeof(result), "v6only=%s", errno_name(errno));
+      snprintf(result, sizeof(result), "v6only=%s", rp_errno_name(errno));
       goto failed;
     }
     struct sockaddr_storage ss;
     socklen_t len = make_address(k->family, k->address, r->port, &ss);
     if (bind(m->fd, (struct sockaddr *)&ss, len) != 0) {
-      snprintf(result, sizeof(result), "bind=%s", errno_name(errno));
+      snprintf(result, sizeof(result), "bind=%s", rp_errno_name(errno));
       goto failed;
     }
     if (r->type == SOCK_STREAM && listen(m->fd, 64) != 0) {
-      snprintf(result, sizeof(result), "bind=ok listen=%s", errno_name(errno));
+      snprintf(result, sizeof(result), "bind=ok listen=%s", rp_errno_name(errno));
       goto failed;
     }
     if (set_nonblocking(m->fd) != 0) fatal("fcntl");
@@ -350,7 +350,7 @@ static void bind_members(struct run *r, const char *case_name, enum kind kind, i
       if (getsockopt(m->fd, IPPROTO_IPV6, IPV6_V6ONLY, &value, &vlen) == 0) {
         snprintf(v6only, sizeof(v6only), " v6only=%d", value);
       } else {
-        snprintf(v6only, sizeof(v6only), " v6only=%s", errno_name(errno));
+        snprintf(v6only, sizeof(v6only), " v6only=%s", rp_errno_name(errno));
       }
     }
     add_line(l, "%s member %d %s bind=ok%s name=%s domain=%s%s", case_name, r->member_count, k->name,
@@ -383,14 +383,14 @@ static void send_flows(struct run *r, int step, enum dest dest, int count) {
     len = make_address(d->family, d->address, r->port, &ss);
     if (r->type == SOCK_STREAM) {
       if (connect(f->client, (struct sockaddr *)&ss, len) != 0) {
-        snprintf(f->outcome, sizeof(f->outcome), "connect=%s", errno_name(errno));
+        snprintf(f->outcome, sizeof(f->outcome), "connect=%s", rp_errno_name(errno));
         continue;
       }
       if (send(f->client, token, (size_t)token_len, MSG_NOSIGNAL) != token_len) {
-        snprintf(f->outcome, sizeof(f->outcome), "send=%s", errno_name(errno));
+        snprintf(f->outcome, sizeof(f->outcome), "send=%s", rp_errno_name(errno));
       }
     } else if (sendto(f->client, token, (size_t)token_len, 0, (struct sockaddr *)&ss, len) != token_len) {
-      snprintf(f->outcome, sizeof(f->outcome), "sendto=%s", errno_name(errno));
+      snprintf(f->outcome, sizeof(f->outcome), "sendto=%s", rp_errno_name(errno));
     }
   }
 }
@@ -458,7 +458,7 @@ static void take_datagrams(struct run *r, const struct member *m, int *unknown) 
      * it came from (an unconnected client hears any source). */
     char reply[160] = "reply=none";
     if (sendto(m->fd, data, (size_t)n, 0, (struct sockaddr *)&ss, len) != n) {
-      snprintf(reply, sizeof(reply), "reply=%s", errno_name(errno));
+      snprintf(reply, sizeof(reply), "reply=%s", rp_errno_name(errno));
     } else {
       struct pollfd p = {f->client, POLLIN, 0};
       if (poll(&p, 1, wait_ms) == 1) {
@@ -664,7 +664,7 @@ static void bind_matrix(void) {
           struct sockaddr_storage ss;
           socklen_t len = make_address(k->family, k->address, port, &ss);
           if (bind(fds[i], (struct sockaddr *)&ss, len) != 0 || (type == SOCK_STREAM && listen(fds[i], 8) != 0)) {
-            result = i == 0 ? "first-failed" : errno_name(errno);
+            result = i == 0 ? "first-failed" : rp_errno_name(errno);
             break;
           }
         }
@@ -683,13 +683,13 @@ static void bind_matrix(void) {
 static void probe_ipv6(void) {
   int fd = socket(AF_INET6, SOCK_DGRAM, 0);
   if (fd < 0) {
-    snprintf(ipv6_missing, sizeof(ipv6_missing), "socket(AF_INET6): %s", errno_name(errno));
+    snprintf(ipv6_missing, sizeof(ipv6_missing), "socket(AF_INET6): %s", rp_errno_name(errno));
     return;
   }
   struct sockaddr_storage ss;
   socklen_t len = make_address(AF_INET6, "::1", 0, &ss);
   if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
-    snprintf(ipv6_missing, sizeof(ipv6_missing), "bind(::1): %s", errno_name(errno));
+    snprintf(ipv6_missing, sizeof(ipv6_missing), "bind(::1): %s", rp_errno_name(errno));
   } else {
     ipv6_ok = 1;
   }

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -42,7 +43,14 @@ struct TcpLoadOptions {
   bool await_close = true;
   // Tokens are "<prefix><index>"; empty: "r<run>-", unique in this process.
   std::string token_prefix;
+  // If set, counts connections whose request has been sent (the kernel took
+  // the connection, into a member's or a backlog's queue): a test running the
+  // load in a thread waits on it (WaitForCount) instead of sleeping.
+  std::atomic<int>* requests_sent = nullptr;
 };
+
+// Waits, bounded by `timeout`, until `counter` reaches `want`.
+bool WaitForCount(const std::atomic<int>& counter, int want, absl::Duration timeout);
 
 // A successful exchange: reply line "<responder> <rest>".
 struct TcpReply {

@@ -6,13 +6,15 @@
 #include <sys/types.h>
 
 #include <cstddef>
-#include <vector>
+
+#include "absl/types/span.h"
 
 namespace reuseport::testing {
 
 // One sendmsg() of `size` bytes with `fds` attached (none: no control
-// message); MSG_NOSIGNAL. Returns what sendmsg returns.
-ssize_t SendWithFds(int socket, const void* data, size_t size, const std::vector<int>& fds);
+// message), with `flags` and MSG_NOSIGNAL; the packing is
+// include/reuseport/fd_passing.h's. Returns what sendmsg returns.
+ssize_t SendWithFds(int socket, const void* data, size_t size, absl::Span<const int> fds, int flags = 0);
 
 }  // namespace reuseport::testing
 

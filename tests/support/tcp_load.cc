@@ -132,6 +132,7 @@ class TcpLoadRun {
         c.sent += static_cast<size_t>(n);
       }
       c.stage = Stage::kReceiving;
+      if (options_.requests_sent != nullptr) options_.requests_sent->fetch_add(1);
       epoll_event interest{};
       interest.events = EPOLLIN;
       interest.data.u32 = static_cast<uint32_t>(slot);
@@ -285,6 +286,15 @@ std::string TcpLoadResult::Summary() const {
       "; per member: {", absl::StrJoin(members, ", "), "}",
       failure_examples.empty() ? "" : "; examples:\n  ",
       absl::StrJoin(failure_examples, "\n  "));
+}
+
+bool WaitForCount(const std::atomic<int>& counter, int want, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (counter.load() < want) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
 }
 
 }  // namespace reuseport::testing

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "broker.h"
+#include "broker_in_thread.h"
 #include "gtest/gtest.h"
 #include "reuseport/address_codec.h"
 #include "wire.h"
@@ -25,34 +26,7 @@
 namespace reuseport::broker {
 namespace {
 
-class BrokerInThread {
- public:
-  BrokerInThread() {
-    const char* tmp = getenv("TMPDIR");
-    std::string dir = std::string(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp") + "/rp-unit-XXXXXX";
-    dir_ = mkdtemp(dir.data());
-    BrokerOptions options;
-    options.control.socket_path = dir_ + "/rp.sock";
-    broker_ = std::make_unique<Broker>(options);
-    status_ = broker_->Start();
-    if (status_.ok()) thread_ = std::thread([this] { broker_->Run(); });
-  }
-  ~BrokerInThread() {
-    broker_->Stop();
-    if (thread_.joinable()) thread_.join();
-    broker_.reset();
-    std::string cmd = "rm -rf " + dir_;
-    (void)system(cmd.c_str());
-  }
-  const absl::Status& status() const { return status_; }
-  std::string path() const { return dir_ + "/rp.sock"; }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Broker> broker_;
-  absl::Status status_;
-  std::thread thread_;
-};
+using reuseport::testing::BrokerInThread;
 
 UniqueFd Connect(const std::string& path) {
   UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
@@ -130,7 +104,7 @@ class ControlServerTest : public ::testing::Test {
 };
 
 TEST_F(ControlServerTest, UnknownOpcodeGetsAnErrorAndTheLinkKeepsWorking) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   Record r = Call(link.get(), 999, nullptr, 0, {}, 41);
   EXPECT_EQ(r.header.status, EOPNOTSUPP);
   EXPECT_EQ(r.header.request_id, 41u);
@@ -140,7 +114,7 @@ TEST_F(ControlServerTest, UnknownOpcodeGetsAnErrorAndTheLinkKeepsWorking) {
 }
 
 TEST_F(ControlServerTest, WrongVersionIsAnsweredWithOurs) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   rp_header h = MakeHeader(RP_OP_STATUS, 0, 8);
   h.version = 7;
   ASSERT_EQ(send(link.get(), &h, sizeof(h), 0), static_cast<ssize_t>(sizeof(h)));
@@ -151,7 +125,7 @@ TEST_F(ControlServerTest, WrongVersionIsAnsweredWithOurs) {
 }
 
 TEST_F(ControlServerTest, TruncatedZeroLengthAndGarbageRecordsAreRejected) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   ASSERT_EQ(send(link.get(), "short", 5, 0), 5);
   EXPECT_EQ(Receive(link.get()).header.status, EBADMSG);
   ASSERT_EQ(send(link.get(), "", 0, 0), 0);
@@ -164,7 +138,7 @@ TEST_F(ControlServerTest, TruncatedZeroLengthAndGarbageRecordsAreRejected) {
 }
 
 TEST_F(ControlServerTest, BindNeedsExactlyOneTcpOrUdpSocket) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   rp_bind_request req = BindRequest(8080);
   EXPECT_EQ(Call(link.get(), RP_OP_BIND, &req, sizeof(req)).header.status, EBADMSG) << "no fd";
   int p[2];
@@ -178,7 +152,7 @@ TEST_F(ControlServerTest, BindNeedsExactlyOneTcpOrUdpSocket) {
 }
 
 TEST_F(ControlServerTest, JoiningWithoutAGroupSaysSo) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   UniqueFd s = TcpSocket(0, false);
   rp_bind_request req = BindRequest(18123);
   EXPECT_EQ(Call(link.get(), RP_OP_BIND, &req, sizeof(req), {s.get()}).header.status, ENOENT);
@@ -188,10 +162,10 @@ TEST_F(ControlServerTest, JoiningWithoutAGroupSaysSo) {
 // broker before the winner's BIND has arrived. It must wait for that group,
 // not be told there is none (the program would see EADDRINUSE).
 TEST_F(ControlServerTest, JoinWaitsForTheGroupAnotherLinkIsAboutToCreate) {
-  UniqueFd creator_link = Connect(broker_.path());  // opened, nothing sent yet: the shim before bind()
+  UniqueFd creator_link = Connect(broker_.socket_path());  // opened, nothing sent yet: the shim before bind()
   UniqueFd s = TcpSocket(0, true);
   uint16_t port = PortOf(s.get());
-  UniqueFd joiner_link = Connect(broker_.path());
+  UniqueFd joiner_link = Connect(broker_.socket_path());
   UniqueFd joiner = TcpSocket(0, false);
   rp_bind_request join = BindRequest(port);
   rp_header h = MakeHeader(RP_OP_BIND, sizeof(join), 5);
@@ -205,14 +179,14 @@ TEST_F(ControlServerTest, JoinWaitsForTheGroupAnotherLinkIsAboutToCreate) {
   EXPECT_EQ(joined.header.status, 0);
   EXPECT_EQ(joined.header.request_id, 5u);
   EXPECT_EQ(joined.fds.size(), 3u);
-  EXPECT_NE(StatusJson(broker_.path()).find("\"joins_waited\":1"), std::string::npos);
+  EXPECT_NE(StatusJson(broker_.socket_path()).find("\"joins_waited\":1"), std::string::npos);
 }
 
 // The wait is bounded, and only while a link of the same uid has yet to say
 // anything; meanwhile the waiting link gets EBUSY for anything else.
 TEST_F(ControlServerTest, JoinWaitIsBoundedWhenNoGroupComes) {
-  UniqueFd idle_link = Connect(broker_.path());
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd idle_link = Connect(broker_.socket_path());
+  UniqueFd link = Connect(broker_.socket_path());
   UniqueFd s = TcpSocket(0, false);
   rp_bind_request join = BindRequest(18124);
   rp_header h = MakeHeader(RP_OP_BIND, sizeof(join), 6);
@@ -227,15 +201,15 @@ TEST_F(ControlServerTest, JoinWaitIsBoundedWhenNoGroupComes) {
 
   // Once the idle link has spoken, nobody is on the way: the answer is at once.
   EXPECT_EQ(Call(idle_link.get(), RP_OP_STATUS, &status, sizeof(status)).header.status, 0);
-  UniqueFd link2 = Connect(broker_.path());
+  UniqueFd link2 = Connect(broker_.socket_path());
   UniqueFd s2 = TcpSocket(0, false);
   Record at_once = Call(link2.get(), RP_OP_BIND, &join, sizeof(join), {s2.get()}, 8);
   EXPECT_EQ(at_once.header.status, ENOENT);
-  EXPECT_NE(StatusJson(broker_.path()).find("\"joins_waited\":1"), std::string::npos);
+  EXPECT_NE(StatusJson(broker_.socket_path()).find("\"joins_waited\":1"), std::string::npos);
 }
 
 TEST_F(ControlServerTest, BoundSocketMakesAGroupThatHandsOverConnections) {
-  UniqueFd link = Connect(broker_.path());
+  UniqueFd link = Connect(broker_.socket_path());
   UniqueFd s = TcpSocket(0, true);
   uint16_t port = PortOf(s.get());
   rp_bind_request req = BindRequest(0);
@@ -268,7 +242,7 @@ TEST_F(ControlServerTest, BoundSocketMakesAGroupThatHandsOverConnections) {
 }
 
 TEST_F(ControlServerTest, AnotherUidGetsAddressInUseAndTheGroupIsUntouched) {
-  UniqueFd owner_link = Connect(broker_.path());
+  UniqueFd owner_link = Connect(broker_.socket_path());
   UniqueFd s = TcpSocket(0, true);
   uint16_t port = PortOf(s.get());
   rp_bind_request req = BindRequest(0);
@@ -283,28 +257,28 @@ TEST_F(ControlServerTest, AnotherUidGetsAddressInUseAndTheGroupIsUntouched) {
   if (fstat(foreign.get(), &st) != 0 || st.st_uid != 4242) {
     GTEST_SKIP() << "setfsuid did not take effect (no CAP_SETUID here): cannot make another uid's socket";
   }
-  UniqueFd other_link = Connect(broker_.path());
+  UniqueFd other_link = Connect(broker_.socket_path());
   rp_bind_request join = BindRequest(port);
   EXPECT_EQ(Call(other_link.get(), RP_OP_BIND, &join, sizeof(join), {foreign.get()}).header.status, EADDRINUSE);
 
   UniqueFd same_uid(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  UniqueFd third_link = Connect(broker_.path());
+  UniqueFd third_link = Connect(broker_.socket_path());
   EXPECT_EQ(Call(third_link.get(), RP_OP_BIND, &join, sizeof(join), {same_uid.get()}).header.status, 0);
-  std::string json = StatusJson(broker_.path());
+  std::string json = StatusJson(broker_.socket_path());
   EXPECT_NE(json.find("\"refusals\":{\"other-uid\":1}"), std::string::npos) << json;
 }
 
 TEST_F(ControlServerTest, ClosedLinkEndsTheMembershipAndTheGroup) {
   {
-    UniqueFd link = Connect(broker_.path());
+    UniqueFd link = Connect(broker_.socket_path());
     UniqueFd s = TcpSocket(0, true);
     rp_bind_request req = BindRequest(0);
     ASSERT_EQ(Call(link.get(), RP_OP_BIND, &req, sizeof(req), {s.get()}).header.status, 0);
-    EXPECT_NE(StatusJson(broker_.path()).find("\"members\":[{"), std::string::npos);
+    EXPECT_NE(StatusJson(broker_.socket_path()).find("\"members\":[{"), std::string::npos);
   }
   // The status request is served after the close was processed (one loop, in order).
   std::string json;
-  for (int i = 0; i < 100 && json.find("\"groups\":[]") == std::string::npos; ++i) json = StatusJson(broker_.path());
+  for (int i = 0; i < 100 && json.find("\"groups\":[]") == std::string::npos; ++i) json = StatusJson(broker_.socket_path());
   EXPECT_NE(json.find("\"groups\":[]"), std::string::npos) << json;
 }
 

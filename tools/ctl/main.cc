@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/time/time.h"
 #include "json_value.h"
 #include "reuseport/protocol.h"
 #include "status_client.h"
@@ -25,7 +26,7 @@ constexpr char kUsage[] =
     "SYNOPSIS\n"
     "  reuseportctl [--socket PATH] status [--json]\n"
     "  reuseportctl [--socket PATH] metrics\n"
-    "  reuseportctl [--socket PATH] watch [--interval SECONDS] [--count N]\n"
+    "  reuseportctl [--socket PATH] watch [--interval 1s] [--count N]\n"
     "\n"
     "DESCRIPTION\n"
     "  status   groups (protocol, address, owner uid, network namespace) and their members\n"
@@ -118,19 +119,34 @@ int main(int argc, char** argv) {
     return Print(socket, RP_STATUS_PROMETHEUS);
   }
   if (command == "watch") {
-    double interval = 1.0;
+    absl::Duration interval = absl::Seconds(1);
     long count = 0;
     for (; i < args.size(); ++i) {
-      if (args[i] == "--interval" && i + 1 < args.size()) {
-        if (!absl::SimpleAtod(args[++i], &interval) || interval < 0.1) return Usage("--interval must be >= 0.1 seconds");
-      } else if (args[i] == "--count" && i + 1 < args.size()) {
-        if (!absl::SimpleAtoi(args[++i], &count) || count < 1) return Usage("--count must be >= 1");
+      // --name value or --name=value, as every reuseport program takes them.
+      std::string name = args[i], value;
+      if (size_t eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name.resize(eq);
+      } else if (i + 1 < args.size()) {
+        value = args[i + 1];
       } else {
-        return Usage(("unknown option for watch: " + args[i]).c_str());
+        return Usage(("option without a value: " + name).c_str());
+      }
+      if (name == args[i]) ++i;  // the value was the next argument
+      if (name == "--interval") {
+        // A duration ("500ms", "2s"); a bare number is seconds.
+        double seconds;
+        bool parsed = absl::SimpleAtod(value, &seconds) ? (interval = absl::Seconds(seconds), true)
+                                                        : absl::ParseDuration(value, &interval);
+        if (!parsed || interval < absl::Milliseconds(100)) return Usage("--interval must be a duration of at least 100ms");
+      } else if (name == "--count") {
+        if (!absl::SimpleAtoi(value, &count) || count < 1) return Usage("--count must be >= 1");
+      } else {
+        return Usage(("unknown option for watch: " + name).c_str());
       }
     }
     signal(SIGPIPE, SIG_DFL);
-    return Watch(socket, interval, count);
+    return Watch(socket, absl::ToDoubleSeconds(interval), count);
   }
   return Usage(("unknown command: " + command).c_str());
 }

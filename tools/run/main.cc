@@ -27,7 +27,7 @@ constexpr char kUsage[] =
     "  reuseport-run - run a program with SO_REUSEPORT emulation\n"
     "\n"
     "SYNOPSIS\n"
-    "  reuseport-run [--ports LIST] [--socket PATH] [--mode auto|emulate] [--log LEVEL]\n"
+    "  reuseport-run [--ports LIST] [--socket PATH] [--mode auto|emulate] [--log_level LEVEL]\n"
     "                [--shim PATH] [--] PROGRAM [ARGS...]\n"
     "\n"
     "DESCRIPTION\n"
@@ -38,14 +38,14 @@ constexpr char kUsage[] =
     "  another word size. Warns when no broker answers (the program then runs as on\n"
     "  this kernel).\n"
     "\n"
-    "OPTIONS\n"
+    "OPTIONS (--name VALUE or --name=VALUE)\n"
     "  --ports LIST   share these ports even if the program never asks (PORT, PORT/tcp,\n"
     "                 PORT/udp, comma-separated): run N copies of a legacy server on one port\n"
     "  --socket PATH  the broker's control socket (default $REUSEPORT_SOCKET, else " RP_DEFAULT_SOCKET ",\n"
     "                 or " RP_DEFAULT_SOCKET_VAR_RUN " where /run does not exist)\n"
     "  --mode MODE    auto: the kernel's SO_REUSEPORT where it works, else emulate (default);\n"
     "                 emulate: always through the broker\n"
-    "  --log LEVEL    the shim's messages: quiet, error, warn (default), info, debug\n"
+    "  --log_level LEVEL  the shim's messages: quiet, error, warn (default), info, debug\n"
     "  --shim PATH    the libreuseport.so to load (default: the installed one)\n"
     "\n"
     "ENVIRONMENT\n"
@@ -116,9 +116,13 @@ int main(int argc, char** argv) {
   const char* env_socket = getenv("REUSEPORT_SOCKET");
   std::string socket_path = env_socket && *env_socket ? env_socket : rp_default_socket();
   int i = 1;
-  auto value = [&](const char* name) -> const char* {
+  // Options as every reuseport program spells them: --name value or
+  // --name=value, words joined by underscores.
+  std::string inline_value;
+  bool has_inline_value = false;
+  auto value = [&]() -> const char* {
+    if (has_inline_value) return inline_value.c_str();
     if (i + 1 >= argc) return nullptr;
-    (void)name;
     return argv[++i];
   };
   for (; i < argc; ++i) {
@@ -131,23 +135,29 @@ int main(int argc, char** argv) {
       fputs(kUsage, stdout);
       return 0;
     }
+    has_inline_value = false;
+    if (size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = a.substr(eq + 1);
+      has_inline_value = true;
+      a.resize(eq);
+    }
     const char* v = nullptr;
     if (a == "--ports") {
-      if (!(v = value("--ports"))) return Usage("--ports needs a list");
+      if (!(v = value())) return Usage("--ports needs a list");
       ports = v;
       if (!ValidPorts(ports)) return Usage("--ports: '" + ports + "' is not PORT[/tcp|/udp][,...]");
     } else if (a == "--socket") {
-      if (!(v = value("--socket"))) return Usage("--socket needs a path");
+      if (!(v = value())) return Usage("--socket needs a path");
       socket_path = v;
     } else if (a == "--mode") {
-      if (!(v = value("--mode"))) return Usage("--mode needs auto or emulate");
+      if (!(v = value())) return Usage("--mode needs auto or emulate");
       mode = v;
       if (mode != "auto" && mode != "emulate") return Usage("--mode must be auto or emulate");
-    } else if (a == "--log") {
-      if (!(v = value("--log"))) return Usage("--log needs a level");
+    } else if (a == "--log_level" || a == "--log") {  // --log: the spelling of 0.1.0
+      if (!(v = value())) return Usage("--log_level needs a level");
       log_level = v;
     } else if (a == "--shim") {
-      if (!(v = value("--shim"))) return Usage("--shim needs a path");
+      if (!(v = value())) return Usage("--shim needs a path");
       shim = v;
     } else if (!a.empty() && a[0] == '-') {
       return Usage("unknown option " + a);

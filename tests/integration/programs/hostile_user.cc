@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "reuseport/protocol.h"
+#include "reuseport/errno_name.h"
 #include "scm_rights.h"
 
 namespace {
@@ -109,8 +110,7 @@ int Call(int link, uint16_t opcode, const void* payload, uint32_t size, const st
 const char* ErrnoName(int status) {
   if (status < 0) return "no-reply";
   if (status == 0) return "OK";
-  const char* name = strerrorname_np(status);
-  return name != nullptr ? name : "?";
+  return rp_errno_name(status);
 }
 
 rp_address AnyAddress(int family, uint16_t port) {
@@ -141,7 +141,7 @@ int RejoinHijack(const char* path, uint16_t port, double seconds, const char* re
   a.sin6_family = AF_INET6;
   a.sin6_port = htons(port);
   if (bind(s, reinterpret_cast<struct sockaddr*>(&a), sizeof(a)) != 0) {
-    printf("bind %s\n", strerrorname_np(errno));
+    printf("bind %s\n", rp_errno_name(errno));
     return 1;
   }
   printf("bind OK\n");
@@ -388,7 +388,7 @@ int PidReuse(const char* path, uid_t uid, gid_t gid, gid_t group, uint16_t port)
   // The next pid this namespace hands out is the first process's.
   FILE* last = fopen("/proc/sys/kernel/ns_last_pid", "w");
   if (last == nullptr) {
-    printf("ns_last_pid %s\n", strerrorname_np(errno));
+    printf("ns_last_pid %s\n", rp_errno_name(errno));
     return 1;
   }
   fprintf(last, "%d", first - 1);

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errno_name.h"
+#include "reuseport/errno_name.h"
 #include "ready_file.h"
 
 static unsigned g_port;
@@ -164,7 +164,7 @@ int main(int argc, char **argv) {
   FILE *out = fopen(report, "we");
   if (out == NULL) die("open(report)");
   fprintf(out, "close_ms=%ld fork_ms=%ld signal_ms=%ld bind_ms=%ld bind_errno=%s\n", close_ms, fork_ms, signal_ms,
-          g_bind_ms, g_bind_errno == 0 ? "0" : errno_name(g_bind_errno));
+          g_bind_ms, g_bind_errno == 0 ? "0" : rp_errno_name(g_bind_errno));
   fclose(out);
   close(listener);
   return 0;

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-namespace reuseport::fuzz {
+namespace reuseport::testing {
 
 namespace {
 
@@ -35,13 +35,13 @@ BrokerInThread::BrokerInThread(reuseport::broker::Policy policy) {
   // Under $TMPDIR when set: run_fuzzer.sh points it at a directory it removes
   // afterwards, as a crash skips our destructor.
   const char* tmp = getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/rp-fuzz-XXXXXX";
+  std::string dir = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/rp-broker-XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
     status_ = absl::ErrnoToStatus(errno, "mkdtemp " + dir);
     return;
   }
   dir_ = dir;
-  // The fuzzer's second peer runs as another uid and must reach the socket.
+  // A test's second peer may run as another uid and must reach the socket.
   chmod(dir_.c_str(), 0755);
   socket_path_ = dir_ + "/rp.sock";
   BrokerOptions options;
@@ -59,4 +59,4 @@ BrokerInThread::~BrokerInThread() {
   if (!dir_.empty()) RemoveDirectory(dir_);
 }
 
-}  // namespace reuseport::fuzz
+}  // namespace reuseport::testing

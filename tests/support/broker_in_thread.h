@@ -1,9 +1,9 @@
 // A real Broker (control server, dispatcher, registry, event loop) serving a
-// temporary socket path from a thread of this process, as
-// tests/unit/control_server_test.cc runs one. Its fds are this process's fds,
-// which is what lets control_fuzzer count them.
-#ifndef REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_
-#define REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_
+// temporary socket path from a thread of this process: protocol tests without
+// a daemon and without sleeps (tests/unit/control_server_test.cc), and the
+// control fuzzer, which counts the broker's fds as this process's own.
+#ifndef REUSEPORT_TESTS_SUPPORT_BROKER_IN_THREAD_H_
+#define REUSEPORT_TESTS_SUPPORT_BROKER_IN_THREAD_H_
 
 #include <memory>
 #include <string>
@@ -13,13 +13,13 @@
 #include "broker.h"
 #include "policy.h"
 
-namespace reuseport::fuzz {
+namespace reuseport::testing {
 
 class BrokerInThread {
  public:
   // Starts serving on a new temporary directory's socket. On error, no thread
   // runs and status() says why.
-  explicit BrokerInThread(reuseport::broker::Policy policy);
+  explicit BrokerInThread(reuseport::broker::Policy policy = {});
   // Stops the loop (if a TAKEOVER has not already), joins the thread, destroys
   // the broker and removes the directory.
   ~BrokerInThread();
@@ -37,6 +37,6 @@ class BrokerInThread {
   std::thread thread_;
 };
 
-}  // namespace reuseport::fuzz
+}  // namespace reuseport::testing
 
-#endif  // REUSEPORT_TESTS_FUZZ_BROKER_IN_THREAD_H_
+#endif  // REUSEPORT_TESTS_SUPPORT_BROKER_IN_THREAD_H_
