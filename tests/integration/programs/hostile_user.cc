@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reuseport/protocol.h"
@@ -349,8 +350,8 @@ bool BecomeUser(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) {
 }
 
 int PidReuse(const char* path, uid_t uid, gid_t gid, gid_t group, uint16_t port) {
-  int go[2], done[2];
-  if (pipe2(go, O_CLOEXEC) != 0 || pipe2(done, O_CLOEXEC) != 0) return 1;
+  int go[2], done[2], settled[2];
+  if (pipe2(go, O_CLOEXEC) != 0 || pipe2(done, O_CLOEXEC) != 0 || pipe2(settled, O_CLOEXEC) != 0) return 1;
   pid_t first = fork();
   if (first == 0) {
     if (!BecomeUser(uid, gid, {})) _exit(10);
@@ -365,6 +366,12 @@ int PidReuse(const char* path, uid_t uid, gid_t gid, gid_t group, uint16_t port)
       if (recv(link, buf, sizeof(buf), 0) <= 0) break;
     }
     if (fork() == 0) {  // the holder: waits, then asks through the inherited link
+      // A thread made and joined now: a runtime that starts a helper thread
+      // lazily (TSan does, in a forked child) takes its pid before the
+      // first process's pid is handed out again, not after.
+      std::thread([] {}).join();
+      close(settled[0]);
+      close(settled[1]);
       char byte;
       if (read(go[0], &byte, 1) != 1) _exit(12);
       int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -379,12 +386,15 @@ int PidReuse(const char* path, uid_t uid, gid_t gid, gid_t group, uint16_t port)
     _exit(0);
   }
   close(done[1]);  // only the holder keeps it: EOF means it is gone
+  close(settled[1]);
   int status = 0;
   waitpid(first, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     printf("first_process failed %d\n", status);
     return 1;
   }
+  char settled_byte;
+  (void)read(settled[0], &settled_byte, 1);  // EOF: the holder has made its threads
   // The next pid this namespace hands out is the first process's.
   FILE* last = fopen("/proc/sys/kernel/ns_last_pid", "w");
   if (last == nullptr) {
