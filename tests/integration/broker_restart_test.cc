@@ -305,9 +305,20 @@ TEST_F(BrokerRestartTest, ExecdImageThatOnlyPollsRejoins) {
   ASSERT_TRUE(broker.ok()) << broker.status();
   MemberOptions idle = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", "exec-idle"}, "idle",
                                      dir_.path(), *broker);
+  idle.process.env.emplace_back("REUSEPORT_LOG", "info");
   absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup({std::move(idle)});
   ASSERT_TRUE(members.ok()) << members.status();
   ASSERT_TRUE(broker->WaitForMembers(1).ok());
+  // The new image's shim attaches the channel it inherited in the background
+  // (its link watcher); the broker may only die after that. (Killed before,
+  // the channel dies with it: the old image's private ends closed at exec.)
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((*members)[0].process.ReadStderr().find("inherited as member") == std::string::npos &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_NE((*members)[0].process.ReadStderr().find("inherited as member"), std::string::npos)
+      << (*members)[0].process.ReadStderr();
   ASSERT_TRUE(broker->process().Signal(SIGKILL).ok());
   ASSERT_TRUE(broker->process().Wait(absl::Seconds(10)).ok());
   broker = BrokerProcess::Start(dir_.path());
