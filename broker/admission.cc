@@ -224,8 +224,8 @@ std::optional<Refusal> ParseJoinRequest(const Record& record, JoinRequest* out) 
     r.protocol = req.protocol;
     r.address = req.address;
   } else {
-    if (record.payload.size() != sizeof(rp_rejoin_request) || record.fds.size() != 3) {
-      return Refusal{EBADMSG, "bad-message", "REJOIN needs a 48-byte payload and three fds"};
+    if (record.payload.size() != sizeof(rp_rejoin_request) || record.fds.size() < 3 || record.fds.size() > 4) {
+      return Refusal{EBADMSG, "bad-message", "REJOIN needs a 48-byte payload and three fds (four with a datagram ring)"};
     }
     rp_rejoin_request req;
     memcpy(&req, record.payload.data(), sizeof(req));

@@ -31,8 +31,9 @@ constexpr int kLinkSendBuffer = 64 << 10;
 const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp" : "tcp"; }
 
 // What every admission (BIND, ATTACH, REJOIN) tells the member about the group it joined.
-rp_member_reply MemberReply(const Group& group, uint64_t member_id, bool listening) {
+rp_member_reply MemberReply(const Group& group, uint64_t member_id, bool listening, bool ring = false) {
   rp_member_reply reply{};
+  reply.flags = ring ? RP_MEMBER_RING : 0;
   reply.bound = group.address;
   reply.protocol = static_cast<uint8_t>(group.protocol);
   reply.v6only = group.v6only;
@@ -71,6 +72,7 @@ absl::Status ControlServer::Start() {
       control_socket_.Publish(options_.socket_path, options_.socket_mode, options_.takeover);
   if (!listener.ok()) return listener.status();
   listener_ = std::move(*listener);
+  if (options_.udp_rings) membership_.SetRingDirectory(control_socket_.directory_fd());
   listener_watch_ = loop_.Add(listener_.get(), EPOLLIN, [this](uint32_t) { OnAcceptable(); });
   if (listener_watch_ == nullptr) return absl::InternalError("cannot watch the control socket");
   buffer_.resize(RP_MAX_RECORD);
@@ -283,7 +285,7 @@ void ControlServer::HandleJoin(Link* link, Record& record, int64_t wait_deadline
     case JoinPlan::Action::kAddLink: {
       // Another process of a member that already rejoined (fork).
       Member* m = plan.member;
-      rp_member_reply reply = MemberReply(*m->group, m->id, m->listening);
+      rp_member_reply reply = MemberReply(*m->group, m->id, m->listening, m->ring != nullptr);
       Reply(link, h, 0, &reply, sizeof(reply));
       if (!link->closing) membership_.AddLink(m, link);
       return;
@@ -310,8 +312,11 @@ Group* ControlServer::AdmitNew(Link* link, const rp_header& request, const JoinP
   }
   bool new_group = plan.group == nullptr;
   Group* group = membership_.GroupFor(plan, std::move(socket), facts, Describe(*link).c_str());
-  rp_member_reply reply = MemberReply(*group, made->member->id, false);
-  Reply(link, request, 0, &reply, sizeof(reply), {made->member_end.get(), made->broker_copy.get(), group->real->fd.get()});
+  const MemberRing* ring = made->member->ring.get();
+  rp_member_reply reply = MemberReply(*group, made->member->id, false, ring != nullptr);
+  std::vector<int> fds = {made->member_end.get(), made->broker_copy.get(), group->real->fd.get()};
+  if (ring != nullptr) fds.push_back(ring->fd());
+  Reply(link, request, 0, &reply, sizeof(reply), fds);
   if (link->closing) {
     membership_.DropIfEmpty(group);
     return nullptr;
@@ -376,11 +381,13 @@ void ControlServer::AdmitRejoin(Link* link, const JoinRequest& request, const rp
     Refuse(link, header, Refusal{EIO, "bad-socket", std::string(facts.status().message())});
     return;
   }
+  UniqueFd ring = record.fds.size() > 3 ? std::move(record.fds[3]) : UniqueFd();
   std::unique_ptr<Member> member = membership_.RejoiningMember(*link, request.protocol, std::move(record.fds[0]),
-                                                              std::move(record.fds[1]), plan.udp_channel_bytes);
+                                                              std::move(record.fds[1]), std::move(ring),
+                                                              plan.udp_channel_bytes);
   bool new_group = plan.group == nullptr;
   Group* group = membership_.GroupFor(plan, std::move(record.fds[2]), *facts, Describe(*link).c_str());
-  rp_member_reply reply = MemberReply(*group, member->id, request.listening);
+  rp_member_reply reply = MemberReply(*group, member->id, request.listening, member->ring != nullptr);
   Reply(link, header, 0, &reply, sizeof(reply));
   if (link->closing) {
     membership_.DropIfEmpty(group);
@@ -478,8 +485,10 @@ void ControlServer::HandleAttach(Link* link, Record& record) {
     Refuse(link, h, Refusal{errno, "resources", "dup failed"});
     return;
   }
-  rp_member_reply reply = MemberReply(*m->group, m->id, m->listening);
-  Reply(link, h, 0, &reply, sizeof(reply), {broker_copy.get(), m->group->real->fd.get()});
+  rp_member_reply reply = MemberReply(*m->group, m->id, m->listening, m->ring != nullptr);
+  std::vector<int> fds = {broker_copy.get(), m->group->real->fd.get()};
+  if (m->ring != nullptr) fds.push_back(m->ring->fd());
+  Reply(link, h, 0, &reply, sizeof(reply), fds);
   if (!link->closing) membership_.AddLink(m, link);
 }
 

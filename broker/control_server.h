@@ -59,7 +59,8 @@ struct ControlOptions {
   int64_t join_wait_ms = 500;
   // Replies waiting for all links together, whatever their uids.
   int64_t reply_bytes_total = int64_t{64} << 20;
-  int64_t udp_channel_bytes = 4 << 20;  // a UDP member's channel, its uid's budget permitting
+  int64_t udp_channel_bytes = 4 << 20;  // a UDP member's queue, its uid's budget permitting
+  bool udp_rings = true;  // UDP members receive through shared-memory rings (member_ring.h)
 };
 
 // One connection to the control socket.

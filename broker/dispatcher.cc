@@ -14,6 +14,7 @@
 #include "batch_io.h"
 #include "log.h"
 #include "reuseport/address_codec.h"
+#include "ring_fault_guard.h"
 #include "socket_facts.h"
 #include "wire.h"
 
@@ -89,10 +90,11 @@ void Dispatcher::CalibrateChannels() {
       tcp_channel_sndbuf_, options_.member_window);
 }
 
-void Dispatcher::PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes) const {
+void Dispatcher::PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes, bool ring) const {
   int flags = fcntl(channel_fd, F_GETFL);
   fcntl(channel_fd, F_SETFL, flags | O_NONBLOCK);
-  int bytes = protocol == RP_PROTO_TCP ? tcp_channel_sndbuf_ : static_cast<int>(udp_bytes);
+  // With a ring the channel carries doorbells only: a default buffer does.
+  int bytes = protocol == RP_PROTO_TCP ? tcp_channel_sndbuf_ : ring ? 0 : static_cast<int>(udp_bytes);
   if (bytes > 0) SetBuffer(channel_fd, SO_SNDBUFFORCE, SO_SNDBUF, bytes);
 }
 
@@ -552,6 +554,10 @@ void Dispatcher::SendDatagrams(OutgoingDatagram* out, int count) {
   for (int i = 0; i < count; ++i) {
     Member* m = out[i].member;
     if (m == nullptr) continue;
+    if (m->ring != nullptr) {
+      WriteToRing(m, out + i, count - i);
+      continue;
+    }
     unsigned k = 0;
     for (int j = i; j < count; ++j) {
       if (out[j].member != m) continue;
@@ -574,6 +580,63 @@ void Dispatcher::SendDatagrams(OutgoingDatagram* out, int count) {
     }
     m->datagrams += static_cast<uint64_t>(sent);
     m->dropped += k - static_cast<unsigned>(sent);
+  }
+}
+
+// A member's share of one receive batch, written into its ring with no
+// system call; the doorbell rings only when the ring was empty (see
+// datagram_ring.h for the order of doorbell and publication).
+void Dispatcher::WriteToRing(Member* m, OutgoingDatagram* out, int count) {
+  MemberRing& ring = *m->ring;
+  uint64_t head = ring.head();
+  int64_t written = 0;
+  uint64_t dropped = 0;
+  RingAccess access(ring.memory(), ring.size_bytes());  // its processes can shrink it under us
+  bool was_empty = !ring.broken && rp_ring_taken_up_to(ring.ring(), head);
+  for (int j = 0; j < count; ++j) {
+    if (out[j].member != m) continue;
+    out[j].member = nullptr;
+    if (ring.broken) {
+      ++dropped;
+      continue;
+    }
+    const char* record = static_cast<const char*>(out[j].iov.iov_base);
+    rp_datagram d;
+    memcpy(&d, record + sizeof(rp_header), sizeof(d));
+    uint32_t length = static_cast<uint32_t>(out[j].iov.iov_len - kDatagramPrefix);
+    int r = rp_ring_write(ring.ring(), &head, &d, record + kDatagramPrefix, length);
+    if (r == 0) {
+      ++written;
+    } else {
+      ++dropped;  // full: as a full receive queue drops it
+      if (r == -2) {
+        ring.broken = true;
+        LogLimited("ring-broken", Severity::kWarning, "member %d (pid %d) broke its datagram ring's cursors; "
+                   "its datagrams are dropped", m->id, m->creds.pid);
+      }
+    }
+  }
+  if (written > 0 && !ring.broken) {
+    rp_ring_publish(ring.ring(), head);
+    bool ring_bell = rp_ring_add_pending(ring.ring(), written) || was_empty;
+    if (access.faulted()) {
+      ring.broken = true;
+      LogLimited("ring-shrunk", Severity::kWarning, "member %d (pid %d) shrank its datagram ring; "
+                 "its datagrams are dropped", m->id, m->creds.pid);
+    } else {
+      ring.head() = head;
+      m->datagrams += static_cast<uint64_t>(written);
+      if (ring_bell) RingDoorbell(m);
+      written = 0;
+    }
+  }
+  m->dropped += dropped + static_cast<uint64_t>(written);
+}
+
+void Dispatcher::RingDoorbell(Member* m) {
+  rp_header bell = MakeHeader(RP_OP_DOORBELL, 0, 0);
+  if (int err = SendRecord(m->channel.get(), bell, nullptr, 0, nullptr, 0, {}, MSG_DONTWAIT); err != 0) {
+    LogLimited("doorbell", Severity::kWarning, "cannot ring member %d's doorbell: %s", m->id, strerror(err));
   }
 }
 
@@ -672,6 +735,24 @@ int Dispatcher::TakeBack(Member* member) {
 void Dispatcher::Recover(Member* member) {
   Group* group = member->group;
   std::vector<char> buffer(RP_MAX_RECORD);
+  if (member->ring != nullptr && !member->ring->broken) {
+    // What it never took goes to the others (its processes are all gone).
+    RingAccess access(member->ring->memory(), member->ring->size_bytes());
+    rp_ring* ring = member->ring->ring();
+    for (;;) {
+      rp_ring_record r;
+      const uint8_t* bytes = nullptr;
+      uint64_t at = 0;
+      int doorbell = 0;
+      if (rp_ring_next(ring, &r, &bytes, &at) != RP_RING_READY) break;
+      if (r.data_length > buffer.size() - kDatagramPrefix) break;
+      memcpy(buffer.data() + kDatagramPrefix, bytes, r.data_length);
+      if (!rp_ring_commit(ring, at, &r, &doorbell)) continue;
+      ++member->recovered;
+      ForwardDatagram(group, buffer.data(), r.data_length, r.datagram.source, r.datagram.destination, r.datagram.ifindex,
+                      (r.datagram.flags & RP_DATAGRAM_HAS_DESTINATION) != 0);
+    }
+  }
   for (;;) {
     ExtractedFds fds;
     ssize_t n = TakeUnconsumed(member->channel_member.get(), buffer.data(), buffer.size(), &fds);

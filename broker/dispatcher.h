@@ -65,8 +65,11 @@ class Dispatcher {
   void CalibrateChannels();
 
   // Sizes and makes non-blocking the broker's end of a new member's channel;
-  // a UDP channel holds `udp_bytes` (admission.h decides how many).
-  void PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes) const;
+  // a UDP channel holds `udp_bytes` (admission.h decides how many), or only
+  // doorbells when the member has a ring.
+  void PrepareChannel(int channel_fd, int protocol, int64_t udp_bytes, bool ring) const;
+  // Tells m's processes that datagrams wait in its ring (datagram_ring.h).
+  void RingDoorbell(Member* m);
 
   // UDP real sockets start receiving at once; TCP ones when listening.
   absl::Status StartUdp(RealSocket* real);
@@ -127,6 +130,7 @@ class Dispatcher {
   Member* PrepareDatagram(Group* group, char* prefix, const rp_address& source, const rp_address& destination,
                           uint32_t ifindex, bool has_destination);
   void SendDatagrams(OutgoingDatagram* out, int count);
+  void WriteToRing(Member* m, OutgoingDatagram* out, int count);
   // prefix points at kDatagramPrefix bytes of room before the datagram data.
   void ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
                        const rp_address& destination, uint32_t ifindex, bool has_destination);

@@ -64,6 +64,8 @@ constexpr const char* kAllowed[] = {
     "listen", "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown", "connect",
     // files, read only (open and openat are narrowed below): /proc, /etc/localtime
     "fstat", "newfstatat", "stat", "lstat", "statx", "faccessat", "faccessat2", "access", "readlink", "getdents64",
+    // datagram rings: filled when made (the file itself is made by openat in the socket's directory only)
+    "pwrite64",
     // memory
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
     // signals, time, identity, exit
@@ -263,9 +265,13 @@ absl::Status InstallSyscallFilter(SeccompMode mode, const std::vector<int>& remo
     narrowed.push_back({"ioctl", Arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, request)});
   }
   // The control socket's path and the pid file are removed at exit, from
-  // their directories only.
-  for (int directory : removable_directories) {
-    if (directory >= 0) narrowed.push_back({"unlinkat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(directory))});
+  // their directories only; UDP members' datagram rings are made (and
+  // unlinked at once) in the first, the socket's.
+  for (size_t i = 0; i < removable_directories.size(); ++i) {
+    int directory = removable_directories[i];
+    if (directory < 0) continue;
+    narrowed.push_back({"unlinkat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(directory))});
+    if (i == 0) narrowed.push_back({"openat", Arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(directory))});
   }
   for (const Narrowed& n : narrowed) {
     if (std::find_if(std::begin(kAllowedForSanitizers), std::end(kAllowedForSanitizers),

@@ -60,8 +60,9 @@ uint64_t RaiseFdLimit();
 absl::Status DropCapabilities(const std::vector<KeptCapability>& keep);
 
 // `removable_directories` are the directory fds the broker may remove files
-// from once filtered (its socket's and its pid file's, at exit); -1 entries
-// are skipped.
+// from once filtered (its socket's and its pid file's, at exit); in the first
+// it may also create files (UDP members' datagram rings). -1 entries are
+// skipped.
 absl::Status InstallSyscallFilter(SeccompMode mode, const std::vector<int>& removable_directories);
 
 }  // namespace reuseport::broker

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pid_file.h"
 #include "reuseport/protocol.h"
+#include "ring_fault_guard.h"
 
 // Flag types: a bad value fails at parse time, with the flag's name and usage.
 namespace reuseport::broker {
@@ -107,6 +108,9 @@ ABSL_FLAG(absl::Duration, join_wait, absl::Milliseconds(500),
           "A join that finds no group waits this long for a program of the same uid that may be creating it "
           "(copies of a server started at once); the wait ends as soon as the group exists.");
 ABSL_FLAG(int, udp_queue_bytes, 4 << 20, "UDP bytes queued for one member before its datagrams are dropped and counted.");
+ABSL_FLAG(bool, udp_rings, true,
+          "UDP members receive through a shared-memory ring of --udp_queue_bytes in the control socket's directory "
+          "(no system call per datagram); false: as records on their channel.");
 #ifndef REUSEPORT_DEFAULT_POLICY
 #define REUSEPORT_DEFAULT_POLICY "/etc/reuseport/policy.conf"
 #endif
@@ -208,6 +212,7 @@ int main(int argc, char** argv) {
   }
   options.dispatch.stall_ms = static_cast<int>(absl::ToInt64Milliseconds(stall));
   options.dispatch.udp_channel_bytes = absl::GetFlag(FLAGS_udp_queue_bytes);
+  options.control.udp_rings = absl::GetFlag(FLAGS_udp_rings);
   if (options.dispatch.member_window < 1 || options.dispatch.udp_channel_bytes < 65536 + 1024) {
     fprintf(stderr, "reuseportd: --member_window must be >= 1 and --udp_queue_bytes >= 66560\n");
     return 2;
@@ -241,6 +246,7 @@ int main(int argc, char** argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  InstallRingFaultHandler();  // before any member's ring is touched
   const std::vector<AllowRule> options_policy_rules = options.control.policy.rules();
   Broker broker(std::move(options));
   g_broker = &broker;

@@ -51,7 +51,17 @@ absl::StatusOr<Membership::NewMember> Membership::MakeMember(const Link& link, i
   if (key == 0) return absl::ErrnoToStatus(errno, "fstat");
   out.member = NewMemberFor(link, registry_.NextId());
   out.member->udp_channel_bytes = udp_channel_bytes;
-  dispatcher_.PrepareChannel(broker_end.get(), protocol, udp_channel_bytes);
+  if (protocol == RP_PROTO_UDP && ring_directory_ >= 0) {
+    absl::StatusOr<std::unique_ptr<MemberRing>> ring =
+        MemberRing::Create(ring_directory_, static_cast<uint64_t>(udp_channel_bytes));
+    if (ring.ok()) {
+      out.member->ring = std::move(*ring);
+    } else {
+      LogLimited("ring-create", Severity::kWarning, "datagram ring: %s; member %d gets datagrams through its channel",
+                 ring.status().ToString(), out.member->id);
+    }
+  }
+  dispatcher_.PrepareChannel(broker_end.get(), protocol, udp_channel_bytes, out.member->ring != nullptr);
   out.member->channel = std::move(broker_end);
   out.member->channel_member = std::move(member_copy);
   out.member->key = key;
@@ -59,13 +69,26 @@ absl::StatusOr<Membership::NewMember> Membership::MakeMember(const Link& link, i
 }
 
 std::unique_ptr<Member> Membership::RejoiningMember(const Link& link, int protocol, UniqueFd member_end,
-                                                    UniqueFd broker_end, int64_t udp_channel_bytes) {
+                                                    UniqueFd broker_end, UniqueFd ring, int64_t udp_channel_bytes) {
   auto m = NewMemberFor(link, registry_.NextId());
   m->key = InodeOf(member_end.get());
   m->udp_channel_bytes = udp_channel_bytes;
-  dispatcher_.PrepareChannel(broker_end.get(), protocol, udp_channel_bytes);
+  if (protocol == RP_PROTO_UDP && ring) {
+    // The ring keeps what the previous broker wrote; we go on writing after it.
+    absl::StatusOr<std::unique_ptr<MemberRing>> adopted = MemberRing::Adopt(std::move(ring));
+    if (adopted.ok()) {
+      m->ring = std::move(*adopted);
+    } else {
+      LogLimited("ring-adopt", Severity::kWarning, "member %d's datagram ring: %s; its datagrams go through its channel",
+                 m->id, adopted.status().ToString());
+    }
+  }
+  dispatcher_.PrepareChannel(broker_end.get(), protocol, udp_channel_bytes, m->ring != nullptr);
   m->channel = std::move(broker_end);
   m->channel_member = std::move(member_end);
+  // What the previous broker wrote and nobody took yet: ring for it (a spare
+  // doorbell is dropped by the reader that finds nothing behind it).
+  if (m->ring != nullptr && m->ring->records_at_adoption() > 0) dispatcher_.RingDoorbell(m.get());
   return m;
 }
 

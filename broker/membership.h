@@ -44,9 +44,14 @@ class Membership {
   };
   absl::StatusOr<NewMember> MakeMember(const Link& link, int protocol, int64_t udp_channel_bytes);
 
-  // A member that rejoins with the channel it already has (REJOIN).
+  // A member that rejoins with the channel it already has (REJOIN), and its
+  // datagram ring if it had one (an invalid fd when not).
   std::unique_ptr<Member> RejoiningMember(const Link& link, int protocol, UniqueFd member_end, UniqueFd broker_end,
-                                          int64_t udp_channel_bytes);
+                                          UniqueFd ring, int64_t udp_channel_bytes);
+
+  // Where UDP members' datagram rings are made (the control socket's
+  // directory); -1: UDP members get their datagrams as channel records.
+  void SetRingDirectory(int directory_fd) { ring_directory_ = directory_fd; }
 
   // The group a kAdmit plan names, made if the plan says so: on plan.real, or
   // on `passed_socket` (bound by the kernel) when that is null.
@@ -69,6 +74,7 @@ class Membership {
   Registry& registry_;
   Dispatcher& dispatcher_;
   absl::flat_hash_map<uint64_t, std::vector<Member*>> by_key_;
+  int ring_directory_ = -1;
 };
 
 }  // namespace reuseport::broker

@@ -42,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "event_loop.h"
 #include "maglev_table.h"
+#include "member_ring.h"
 #include "peer_identity.h"
 #include "reuseport/protocol.h"
 #include "unique_fd.h"
@@ -60,7 +61,8 @@ struct Member {
   UniqueFd channel;         // the broker's end
   UniqueFd channel_member;  // a duplicate of the member's end: what it has not consumed can be taken back
   uint64_t key = 0;         // stable across broker restarts (the member end's inode): places it in the table
-  int64_t udp_channel_bytes = 0;  // UDP: the channel buffer it was given, counted against its uid's budget
+  int64_t udp_channel_bytes = 0;  // UDP: its queue (ring or channel buffer), counted against its uid's budget
+  std::unique_ptr<MemberRing> ring;  // UDP: where its datagrams go (null: as channel records)
   bool listening = false;   // TCP: listen() called; UDP: always
   bool full = false;        // the channel refused a send; waiting for it to drain
   // Stall detection (TCP): connections sent but not consumed, seen at ticks.

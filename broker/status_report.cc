@@ -25,6 +25,7 @@ const char* ProtocolName(int protocol) { return protocol == RP_PROTO_UDP ? "udp"
 // What is waiting in a member's channel, read from the broker's copy of the
 // member's end: connections for TCP (fixed-size records), bytes for UDP.
 int64_t QueuedBytes(const Member& m) {
+  if (m.ring != nullptr) return static_cast<int64_t>(m.ring->QueuedBytes());
   int bytes = 0;
   if (ioctl(m.channel_member.get(), SIOCINQ, &bytes) != 0) return 0;
   return bytes;

@@ -17,6 +17,7 @@
 
 #include "link_watcher.h"
 #include "member_attach.h"
+#include "member_ring.h"
 #include "member_table.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -100,17 +101,8 @@ bool ValidDatagram(const DatagramPrefix& prefix, ssize_t n, int inner_flags) {
          prefix.header.opcode == RP_OP_DATAGRAM && prefix.header.payload_size == sizeof(rp_datagram);
 }
 
-// Receives one datagram for member m into the program's msghdr.
-ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
-  if (flags & MSG_OOB) {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  if (flags & MSG_ERRQUEUE) {
-    errno = EAGAIN;  // errors of the shared socket are not per member
-    return -1;
-  }
-  EnsureLinkWatcher();  // a forked worker starts its own on first use
+// Receives one datagram record from m's channel into the program's msghdr.
+ssize_t ReceiveChannelDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
   size_t count = msg->msg_iovlen;
   if (count > 1023) {
     errno = EMSGSIZE;
@@ -156,6 +148,136 @@ ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
   if (mapped != 0) munmap(iov, mapped);
   errno = err;
   return result;
+}
+
+// Copies up to the iovecs' room; returns what was copied.
+size_t CopyToIovecs(const uint8_t* bytes, size_t length, const struct iovec* iov, size_t count) {
+  size_t copied = 0;
+  for (size_t i = 0; i < count && copied < length; ++i) {
+    size_t n = iov[i].iov_len < length - copied ? iov[i].iov_len : length - copied;
+    if (n > 0) memcpy(iov[i].iov_base, bytes + copied, n);
+    copied += n;
+  }
+  return copied;
+}
+
+// Reads out the doorbell this take made redundant (datagram_ring.h). It was
+// sent before the record was published; anything else found first is not
+// ours to drop, so only a doorbell is read.
+void ReadDoorbell(int fd) {
+  rp_header h;
+  ssize_t n = Real().recv(fd, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+  if (n == static_cast<ssize_t>(sizeof(h)) && h.magic == RP_MAGIC && h.opcode == RP_OP_DOORBELL) {
+    Real().recv(fd, &h, sizeof(h), MSG_DONTWAIT);
+  }
+}
+
+int64_t MonotonicNs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// A doorbell waits in the channel and the ring has nothing to take
+// (datagram_ring.h, "heals"). Stale (pending <= 0): drop it. Otherwise the
+// broker is between publishing and counting, or a consumer died between its
+// take and its count: wait briefly, and after RP_RING_STUCK_NS reset the
+// count. False (errno EAGAIN) when the caller must not wait.
+bool WaitBehindDoorbell(int fd, Member* m, rp_ring* ring, int flags, int idle) {
+  int64_t pending = rp_ring_pending(ring);
+  if (pending <= 0) {
+    rp_header h;
+    Real().recv(fd, &h, sizeof(h), MSG_DONTWAIT);  // the oldest doorbell: the stale one
+    __atomic_store_n(&m->ring_stuck_since, 0, __ATOMIC_RELAXED);
+    return true;
+  }
+  int64_t now = MonotonicNs();
+  int64_t since = __atomic_load_n(&m->ring_stuck_since, __ATOMIC_RELAXED);
+  if (since == 0) {
+    __atomic_store_n(&m->ring_stuck_since, now, __ATOMIC_RELAXED);
+  } else if (now - since > RP_RING_STUCK_NS) {
+    rp_ring_reset_pending(ring, pending);
+    __atomic_store_n(&m->ring_stuck_since, 0, __ATOMIC_RELAXED);
+    return true;
+  }
+  bool nonblocking = (flags & MSG_DONTWAIT) || (Real().fcntl(fd, F_GETFL) & O_NONBLOCK);
+  if (nonblocking) {
+    errno = EAGAIN;
+    return false;
+  }
+  if (idle > 64) {
+    struct timespec pause = {0, idle > 1000 ? 1000000L : 20000L};
+    nanosleep(&pause, nullptr);
+  }
+  return true;
+}
+
+// Receives one datagram for a member with a ring: taken from shared memory,
+// no system call while datagrams wait. When none does, the channel says when
+// one comes, with the program's blocking, O_NONBLOCK and SO_RCVTIMEO.
+ssize_t ReceiveRingDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
+  if (msg->msg_iovlen > 1024) {
+    errno = EMSGSIZE;
+    return -1;
+  }
+  // A copy: DropRing in another thread clears m->ring but leaves the pages
+  // mapped (as zeros, an empty ring), so this stays safe to read.
+  rp_ring ring = m->ring;
+  if (ring.header == nullptr) return ReceiveChannelDatagram(fd, m, msg, flags);
+  for (int idle = 0;; ++idle) {
+    rp_ring_record r;
+    const uint8_t* bytes = nullptr;
+    uint64_t at = 0;
+    int found = rp_ring_next(&ring, &r, &bytes, &at);
+    if (found == RP_RING_READY) {
+      size_t copied = CopyToIovecs(bytes, r.data_length, msg->msg_iov, msg->msg_iovlen);
+      if (flags & MSG_PEEK) {
+        if (!rp_ring_still_at(&ring, at)) continue;  // taken meanwhile: the copy may be torn
+      } else {
+        int doorbell = 0;
+        if (!rp_ring_commit(&ring, at, &r, &doorbell)) continue;  // another reader took it
+        if (doorbell) ReadDoorbell(fd);
+      }
+      DatagramPrefix prefix;
+      prefix.header = rp_request_header(RP_OP_DATAGRAM, sizeof(rp_datagram), 0);
+      prefix.datagram = r.datagram;
+      bool truncated = copied < r.data_length;
+      ssize_t reported = static_cast<ssize_t>((flags & MSG_TRUNC) ? r.data_length : copied);
+      return FinishDatagram(m, prefix, static_cast<ssize_t>(sizeof(prefix)) + reported, truncated ? MSG_TRUNC : 0, msg);
+    }
+    if (found == RP_RING_CORRUPT) {
+      static int warned;
+      if (FirstTime(&warned)) RawLog(kLogError).Str("udp fd ").Int(fd).Str(": its datagram ring is corrupt").Emit();
+    }
+    // Nothing to take: wait for the doorbell, or for a datagram record (a
+    // broker that does not write into the ring).
+    rp_header h;
+    ssize_t n = Real().recv(fd, &h, sizeof(h), MSG_PEEK | (flags & MSG_DONTWAIT));
+    if (n < 0) return -1;
+    if (n == 0) {
+      errno = ECONNRESET;
+      return -1;
+    }
+    if (n != static_cast<ssize_t>(sizeof(h)) || h.magic != RP_MAGIC || h.opcode != RP_OP_DOORBELL) {
+      return ReceiveChannelDatagram(fd, m, msg, flags);
+    }
+    if (!WaitBehindDoorbell(fd, m, &ring, flags, idle)) return -1;
+  }
+}
+
+// Receives one datagram for member m into the program's msghdr.
+ssize_t ReceiveDatagram(int fd, Member* m, struct msghdr* msg, int flags) {
+  if (flags & MSG_OOB) {
+    errno = EOPNOTSUPP;
+    return -1;
+  }
+  if (flags & MSG_ERRQUEUE) {
+    errno = EAGAIN;  // errors of the shared socket are not per member
+    return -1;
+  }
+  EnsureLinkWatcher();  // a forked worker starts its own on first use
+  if (HasRing(m)) return ReceiveRingDatagram(fd, m, msg, flags);
+  return ReceiveChannelDatagram(fd, m, msg, flags);
 }
 
 // The group socket's family can differ from the member's (an IPv4 member
@@ -318,7 +440,7 @@ int Recvmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags, struct
   }
   if (count > 1024) count = 1024;  // UIO_MAXIOV, as the kernel clamps
   EnsureLinkWatcher();
-  if (count <= kBatch && !(flags & MSG_ERRQUEUE) && !(flags & MSG_OOB)) {
+  if (count <= kBatch && !(flags & MSG_ERRQUEUE) && !(flags & MSG_OOB) && !HasRing(m)) {
     int n = ReceiveDatagramBatch(fd, m, msgs, count, flags, timeout);
     if (n != -2) return n;
   }
@@ -432,6 +554,16 @@ int Sendmmsg(int fd, struct mmsghdr* msgs, unsigned int count, int flags) {
 
 // FIONREAD on a UDP socket is the size of the next datagram, not of the queue.
 int NextDatagramSize(int fd, int* size) {
+  if (Member* m = LookupMember(fd); m != nullptr && HasRing(m)) {
+    rp_ring ring = m->ring;
+    rp_ring_record r;
+    const uint8_t* bytes = nullptr;
+    uint64_t at = 0;
+    if (ring.header != nullptr && rp_ring_next(&ring, &r, &bytes, &at) == RP_RING_READY) {
+      *size = static_cast<int>(r.data_length);
+      return 0;
+    }
+  }
   DatagramPrefix prefix;
   struct iovec iov = {&prefix, sizeof(prefix)};
   struct msghdr msg {};

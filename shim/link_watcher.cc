@@ -15,6 +15,7 @@
 
 #include "broker_link.h"
 #include "member_attach.h"
+#include "member_ring.h"
 #include "member_table.h"
 #include "process_life.h"
 #include "raw_log.h"
@@ -72,7 +73,8 @@ bool Settled(const Member* m) {
 // What a REJOIN needs, read under the lock.
 struct RejoinPlan {
   int member;
-  int fds[3];
+  int fds[4];
+  int fd_count;
   struct rp_rejoin_request request;
 };
 
@@ -81,7 +83,7 @@ int SendRejoin(const RejoinPlan& plan, BrokerReply* reply) {
   int link = ConnectBroker();
   if (link < 0) return -1;
   // A transport failure is errno's, a refusal the reply's: never "success".
-  int err = CallBroker(link, RP_OP_REJOIN, &plan.request, sizeof(plan.request), plan.fds, 3, reply) != 0
+  int err = CallBroker(link, RP_OP_REJOIN, &plan.request, sizeof(plan.request), plan.fds, plan.fd_count, reply) != 0
                 ? (errno != 0 ? errno : EIO)
                 : reply->header.status;
   if (err != 0) {
@@ -112,6 +114,8 @@ int RejoinOrphans(pid_t me) {
       p.fds[0] = channel;
       p.fds[1] = m->channel_peer_fd;
       p.fds[2] = m->group_fd;
+      p.fd_count = 3;
+      if (m->ring_fd >= 0) p.fds[p.fd_count++] = m->ring_fd;  // the new broker writes on into it
       rp_address_from_sockaddr(reinterpret_cast<const struct sockaddr*>(&m->bound), m->bound_len, &p.request.bound);
       p.request.protocol = m->protocol;
       p.request.v6only = m->v6only;
@@ -135,6 +139,8 @@ int RejoinOrphans(pid_t me) {
     if (reply.payload_size == sizeof(rp_member_reply)) {
       m->member_id = reply.payload.member.member_id;
       m->group_id = reply.payload.member.group_id;
+      // A broker that does not write into the ring sends datagrams as records.
+      if (!(reply.payload.member.flags & RP_MEMBER_RING)) DropRing(m);
     }
     m->link_fd = AdoptPrivateFd(link, m);
     m->link_pid = me;

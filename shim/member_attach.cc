@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker_link.h"
+#include "member_ring.h"
 #include "link_watcher.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -31,7 +32,8 @@ int Attach(int channel, BrokerReply* reply, bool* unreachable = nullptr) {
   }
   int call = CallBroker(link, RP_OP_ATTACH, nullptr, 0, &channel, 1, reply);
   if (call != 0 && unreachable != nullptr) *unreachable = true;
-  if (call != 0 || reply->header.status != 0 || reply->fd_count != 2 ||
+  bool ring = reply->fd_count == 3 && (reply->payload.member.flags & RP_MEMBER_RING);
+  if (call != 0 || reply->header.status != 0 || reply->fd_count != (ring ? 3 : 2) ||
       reply->payload_size != sizeof(rp_member_reply)) {
     CloseReplyFds(reply);
     Real().close(link);
@@ -93,6 +95,7 @@ Member* AttachInheritedChannel(int fd) {
   m->link_pid = static_cast<pid_t>(syscall(SYS_getpid));
   m->channel_peer_fd = AdoptPrivateFd(reply.fds[0], m);
   m->group_fd = AdoptPrivateFd(reply.fds[1], m);
+  if (reply.fd_count == 3) AdoptRing(m, reply.fds[2]);
   reply.fd_count = 0;
   int domain = 0;
   socklen_t len = sizeof(domain);

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "member_ring.h"
 #include "presented_family.h"
 #include "raw_log.h"
 #include "real_calls.h"
@@ -123,7 +124,7 @@ Member* AllocateMember() {
     Member* m = &g_members[i];
     if (m->state == MemberState::kFree) {
       memset(m, 0, sizeof(*m));  // busy and abandoned too
-      m->link_fd = m->channel_fd = m->channel_peer_fd = m->group_fd = m->holder_fd = -1;
+      m->link_fd = m->channel_fd = m->channel_peer_fd = m->group_fd = m->holder_fd = m->ring_fd = -1;
       m->state = MemberState::kPending;
       return m;
     }
@@ -134,6 +135,7 @@ Member* AllocateMember() {
 }
 
 void ReleaseMember(Member* m) {
+  DropRing(m);
   CloseIfOpen(&m->link_fd);
   CloseIfOpen(&m->channel_fd);
   CloseIfOpen(&m->channel_peer_fd);

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "reuseport/datagram_ring.h"
 #include "socket_options.h"
 
 namespace reuseport::shim {
@@ -67,6 +68,10 @@ struct Member {
   uint8_t connected;        // connect() recorded a default destination
   struct sockaddr_storage peer;
   socklen_t peer_len;
+  struct rp_ring ring;   // its datagram ring (member_ring.h); ring.header null: datagrams come on the channel
+  size_t ring_map_size;
+  int ring_fd;           // private: kept for an exec'd image's ATTACH and for REJOIN
+  int64_t ring_stuck_since;  // CLOCK_MONOTONIC ns when pending was first seen stuck (datagram_ring.h); 0: not
 };
 
 // Nonzero once the shim has anything to look up (a member exists, or fds

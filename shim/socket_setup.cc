@@ -20,6 +20,7 @@
 #include "broker_link.h"
 #include "link_watcher.h"
 #include "member_attach.h"
+#include "member_ring.h"
 #include "member_table.h"
 #include "presented_family.h"
 #include "raw_log.h"
@@ -194,10 +195,11 @@ bool SwapInChannel(int fd, int channel, Member* m) {
   return true;
 }
 
-// Adopts a successful BIND reply: fds [channel, channel_peer, group socket].
-// Requires TableLock.
+// Adopts a successful BIND reply: fds [channel, channel_peer, group socket,
+// and a UDP member's datagram ring]. Requires TableLock.
 int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator, int status_flags) {
-  if (reply->fd_count != 3 || reply->payload_size != sizeof(rp_member_reply)) {
+  bool ring = reply->fd_count == 4 && (reply->payload.member.flags & RP_MEMBER_RING);
+  if (reply->fd_count != (ring ? 4 : 3) || reply->payload_size != sizeof(rp_member_reply)) {
     CloseReplyFds(reply);
     errno = EBADMSG;
     return -1;
@@ -210,6 +212,9 @@ int AdoptMembership(int fd, Member* m, BrokerReply* reply, bool creator, int sta
   m->channel_fd = AdoptPrivateFd(reply->fds[0], m);
   m->channel_peer_fd = AdoptPrivateFd(reply->fds[1], m);
   m->group_fd = AdoptPrivateFd(reply->fds[2], m);
+  if (ring && !AdoptRing(m, reply->fds[3])) {
+    RawLog(kLogWarn).Str("cannot map the datagram ring the broker sent; datagrams are lost until it restarts").Emit();
+  }
   reply->fd_count = 0;
   m->group_family = static_cast<uint8_t>(IntOption(m->group_fd, SOL_SOCKET, SO_DOMAIN));
 

@@ -58,18 +58,20 @@
  * header and metadata fits. */
 #define RP_MAX_RECORD (65536u + 256u)
 /* Largest number of fds any message carries. */
-#define RP_MAX_FDS 3u
+#define RP_MAX_FDS 4u
 
 enum rp_opcode {
   /* Link requests (member or reuseportctl to broker). */
   RP_OP_BIND = 1,   /* payload rp_bind_request, fds [socket];
-                       reply rp_member_reply, fds [channel, channel_peer, group socket] */
+                       reply rp_member_reply, fds [channel, channel_peer, group socket,
+                       and for UDP with RP_MEMBER_RING: the datagram ring (datagram_ring.h)] */
   RP_OP_LISTEN = 2, /* payload rp_listen_request, no fds; reply no payload */
   RP_OP_ATTACH = 3, /* payload none, fds [channel]: attach this link to the member
                        that owns the channel (a forked or exec'd holder);
-                       reply rp_member_reply, fds [channel_peer, group socket] */
-  RP_OP_REJOIN = 4, /* payload rp_rejoin_request, fds [channel, channel_peer, group socket]:
-                       re-register a member after a broker restart; reply rp_member_reply */
+                       reply rp_member_reply, fds [channel_peer, group socket, ring if RP_MEMBER_RING] */
+  RP_OP_REJOIN = 4, /* payload rp_rejoin_request, fds [channel, channel_peer, group socket, ring if
+                       the member has one]: re-register a member after a broker restart;
+                       reply rp_member_reply (RP_MEMBER_RING: the broker writes into that ring) */
   RP_OP_TAKEOVER = 5, /* payload none, no fds: a successor broker (same uid, or root)
                          has taken the control socket's path; the broker answers 0
                          and exits, leaving every member and group socket to it */
@@ -84,7 +86,10 @@ enum rp_opcode {
      the broker and that member's processes hold. It travels member end to
      broker end, a direction nothing else uses; a program never sees it, and a
      receiver that meets one ignores it. payload rp_channel_proof, no fds. */
-  RP_OP_CHANNEL_PROOF = 48
+  RP_OP_CHANNEL_PROOF = 48,
+  /* A UDP member with a ring: datagrams are waiting in it (datagram_ring.h
+     says when this record is sent and who reads it out). Header only. */
+  RP_OP_DOORBELL = 49
 };
 
 enum rp_flag {
@@ -129,12 +134,16 @@ struct rp_bind_request {
   uint32_t reserved2;
 };
 
+enum rp_member_flag {
+  RP_MEMBER_RING = 1u << 0 /* UDP: datagrams come through the ring, not as channel records */
+};
+
 struct rp_member_reply {
   struct rp_address bound; /* the group's address, with the port resolved */
   uint8_t protocol;
   uint8_t v6only;
   uint8_t listening; /* the member has called listen() (ATTACH, REJOIN) */
-  uint8_t reserved;
+  uint8_t flags;     /* enum rp_member_flag */
   uint64_t group_id;
   uint64_t member_id;
 };

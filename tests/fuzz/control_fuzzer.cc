@@ -156,11 +156,13 @@ struct Conversation {
     memcpy(&m, reply.payload.data(), sizeof(m));  // size checked by CheckReply
     latest_member = m;
     // BIND: [channel, channel_peer, group socket]; ATTACH: [channel_peer,
-    // group socket]; REJOIN: none.
+    // group socket]; REJOIN: none. A UDP member's ring (RP_MEMBER_RING)
+    // comes last.
     if (op == RP_OP_BIND) latest_channel = reply.fds[0].get();
     if (op != RP_OP_REJOIN) {
-      latest_channel_peer = reply.fds[reply.fds.size() - 2].get();
-      latest_group_socket = reply.fds.back().get();
+      size_t end = reply.fds.size() - ((m.flags & RP_MEMBER_RING) ? 1 : 0);
+      latest_channel_peer = reply.fds[end - 2].get();
+      latest_group_socket = reply.fds[end - 1].get();
     }
     for (UniqueFd& fd : reply.fds) held.push_back(std::move(fd));
   }

@@ -94,19 +94,28 @@ void CheckReply(const SentRequest& q, const Record& a) {
   FUZZ_CHECK(q.well_framed && q.fd_count <= RP_MAX_FDS && !(q.header.flags & RP_FLAG_REPLY) &&
                  IsRequestOpcode(q.header.opcode),
              "success for a request that cannot succeed: " + Describe(q, a));
+  // A UDP member's datagram ring travels last (RP_MEMBER_RING).
+  size_t ring = 0;
+  if (a.payload.size() == sizeof(rp_member_reply)) {
+    rp_member_reply m;
+    memcpy(&m, a.payload.data(), sizeof(m));
+    ring = (m.flags & RP_MEMBER_RING) ? 1 : 0;
+    FUZZ_CHECK(!ring || m.protocol == RP_PROTO_UDP, "a ring for a TCP member: " + Describe(q, a));
+  }
   switch (q.header.opcode) {
     case RP_OP_BIND:
       FUZZ_CHECK(q.parsed.payload.size() == sizeof(rp_bind_request) && q.fd_count == 1, Describe(q, a));
-      FUZZ_CHECK(a.fds.size() == 3, "BIND success without [channel, channel_peer, group socket]: " + Describe(q, a));
+      FUZZ_CHECK(a.fds.size() == 3 + ring, "BIND success without [channel, channel_peer, group socket]: " + Describe(q, a));
       CheckMemberReply(q, a);
       break;
     case RP_OP_ATTACH:
       FUZZ_CHECK(q.parsed.payload.empty() && q.fd_count == 1, Describe(q, a));
-      FUZZ_CHECK(a.fds.size() == 2, "ATTACH success without [channel_peer, group socket]: " + Describe(q, a));
+      FUZZ_CHECK(a.fds.size() == 2 + ring, "ATTACH success without [channel_peer, group socket]: " + Describe(q, a));
       CheckMemberReply(q, a);
       break;
     case RP_OP_REJOIN:
-      FUZZ_CHECK(q.parsed.payload.size() == sizeof(rp_rejoin_request) && q.fd_count == 3, Describe(q, a));
+      FUZZ_CHECK(q.parsed.payload.size() == sizeof(rp_rejoin_request) && (q.fd_count == 3 || q.fd_count == 4),
+                 Describe(q, a));
       FUZZ_CHECK(a.fds.empty(), "REJOIN success with fds: " + Describe(q, a));
       CheckMemberReply(q, a);
       break;

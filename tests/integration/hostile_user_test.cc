@@ -309,6 +309,22 @@ TEST_F(HostileUserTest, UdpChannelBytesAreBoundedPerUid) {
   ExpectVictimUnharmed();
 }
 
+// A UDP member's processes hold its datagram ring open for writing, so any of
+// them can shrink it under the broker (no file seals before Linux 3.17): the
+// broker's next store would be a SIGBUS. It survives, marks that ring broken
+// and goes on serving everyone else.
+TEST_F(HostileUserTest, AShrunkDatagramRingCannotKillTheBroker) {
+  ASSERT_NO_FATAL_FAILURE(StartVictim(""));
+  std::map<std::string, std::string> report = Attack({"ring-truncate", broker_->socket_path(), "200"});
+  EXPECT_EQ(report["bind"], "OK");
+  if (report["ring"] != "yes") GTEST_SKIP() << "this broker hands out no datagram rings";
+  EXPECT_EQ(report["truncated"], "yes");
+  EXPECT_EQ(report["second_bind"], "OK") << "the broker still admits members";
+  absl::StatusOr<ctl::JsonValue> status = Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  ExpectVictimUnharmed();
+}
+
 // Item 8: another user sees the victim's groups only as `ss -ltn` shows them.
 TEST_F(HostileUserTest, AnotherUserSeesNoneOfTheVictimsDetails) {
   ASSERT_NO_FATAL_FAILURE(StartVictim(""));

@@ -22,6 +22,10 @@
 //       makes UDP members on one port until the broker refuses one.
 //   hostile_user idle-connections HOST PORT CONNECTIONS SECONDS READY_FILE
 //       holds CONNECTIONS TCP connections that never send a byte.
+//   hostile_user ring-truncate SOCKET DATAGRAMS
+//       makes a UDP member, shrinks the datagram ring the broker handed it
+//       to nothing (ftruncate), sends DATAGRAMS datagrams to its own port
+//       and then asks the broker for another member.
 //   hostile_user pid-reuse SOCKET UID GID GROUP PORT
 //       (as root, alone in a PID namespace with the broker) a process of
 //       UID:GID opens a link, is seen by the broker, hands the link to a child
@@ -39,6 +43,7 @@
 #include <sys/socket.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -327,6 +332,42 @@ int UdpHoard(const char* path, int members) {
   return 0;
 }
 
+int RingTruncate(const char* path, int datagrams) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(s, reinterpret_cast<struct sockaddr*>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  int link = Connect(path);
+  rp_bind_request req{};
+  req.address = AnyAddress(AF_INET, port);
+  memcpy(req.address.addr, &a.sin_addr, 4);
+  req.protocol = RP_PROTO_UDP;
+  std::vector<int> fds;
+  printf("bind %s\n", ErrnoName(Call(link, RP_OP_BIND, &req, sizeof(req), {s}, &fds)));
+  close(s);
+  int ring = -1;
+  for (int fd : fds) {
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ring = fd;
+  }
+  printf("ring %s\n", ring >= 0 ? "yes" : "no");
+  if (ring >= 0) printf("truncated %s\n", ftruncate(ring, 0) == 0 ? "yes" : strerrorname_np(errno));
+  int sender = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (int i = 0; i < datagrams; ++i) {
+    sendto(sender, "x", 1, 0, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+    if (i % 10 == 9) SleepSeconds(0.01);
+  }
+  SleepSeconds(0.2);
+  int s2 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int link2 = Connect(path);
+  printf("second_bind %s\n", link2 < 0 ? "no-link" : ErrnoName(Call(link2, RP_OP_BIND, &req, sizeof(req), {s2})));
+  return 0;
+}
+
 int IdleConnections(const char* host, uint16_t port, int count, double seconds, const char* ready) {
   std::vector<int> keep;
   for (int i = 0; i < count; ++i) {
@@ -442,6 +483,7 @@ int main(int argc, char** argv) {
   if (attack == "queue-flood" && argc == 8) {
     return QueueFlood(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atof(argv[6]), argv[7]);
   }
+  if (attack == "ring-truncate" && argc == 4) return RingTruncate(argv[2], atoi(argv[3]));
   if (attack == "udp-hoard" && argc == 4) return UdpHoard(argv[2], atoi(argv[3]));
   if (attack == "pid-reuse" && argc == 7) {
     return PidReuse(argv[2], static_cast<uid_t>(atoi(argv[3])), static_cast<gid_t>(atoi(argv[4])),
