@@ -59,6 +59,11 @@ struct UdpRun {
 // reported) is what the receivers saw.
 UdpRun BlastUdp(const Endpoint& target, int flows, int payload, double seconds, double rate);
 
+// A flood: `flows` sockets each handing the kernel 64 datagrams per call, with
+// UDP GSO (UDP_SEGMENT, Linux 4.18) where the host has it and sendmmsg where
+// not, as fast as one thread can for `seconds`. *gso says which it used.
+UdpRun FloodUdp(const Endpoint& target, int flows, int payload, double seconds, bool* gso);
+
 // Many UDP flows, each a connected socket kept open so its 4-tuple does not
 // change between probes. Probe() sends one datagram per flow and reads the
 // answer (the id of the member that got it) from each.

@@ -31,8 +31,10 @@ int Usage() {
       "         [--read-count N] [--overhead-repetitions R] [--no-runner-overhead] [--overhead-slices K]\n"
       "         [--slice-seconds S] [--groups G] [--members-per-group M] [--join-samples N]\n"
       "         [--scale-groups 1,100,1000] [--scale-members 2,8,64] [--scale-slices K] [--churn-flows F]\n"
+      "         [--broker-flag FLAG]...\n"
       "  --quick   a CI-sized run (about a minute): shorter trials, fewer repetitions and points\n"
-      "  --strict  exit 1 when a target is missed (always 1 when a phase could not run)\n",
+      "  --strict  exit 1 when a target is missed (always 1 when a phase could not run)\n"
+      "  --broker-flag  passed to the measured reuseportd, e.g. --broker-flag --udp_rings=false (before/after)\n",
       stderr);
   return 2;
 }
@@ -169,6 +171,7 @@ int main(int argc, char** argv) {
     else if (a == "--scale-slices") ok = absl::SimpleAtoi(v, &o.scale_slices) && o.scale_slices >= 1;
     else if (a == "--churn-flows") ok = absl::SimpleAtoi(v, &o.churn_flows) && o.churn_flows >= 1;
     else if (a == "--kernel") o.kernel = v;
+    else if (a == "--broker-flag") o.broker_flags.push_back(v);
     else if (a == "--json") o.json_path = v;
     else if (a == "--svg") o.svg_path = v;
     else if (a == "--time-limit") ok = absl::SimpleAtod(v, &o.time_limit) && o.time_limit > 0;

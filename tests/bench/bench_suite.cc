@@ -226,7 +226,7 @@ int BenchSuite::Run() {
     fprintf(stderr, "bench: cannot create the counter file\n");
     return 1;
   }
-  if (!broker_.Start(*dir_, "reuseportd", o_.kernel)) {
+  if (!broker_.Start(*dir_, "reuseportd", o_.kernel, o_.broker_flags)) {
     fprintf(stderr, "bench: reuseportd did not start (see %s)\n", broker_.log_path().c_str());
     return 1;
   }

@@ -41,6 +41,7 @@ struct Options {
   int latency_samples = 2000;     // idle first-byte samples per mode and repetition
   int long_connections = 64;      // persistent TCP connections
   int udp_flows = 64;
+  std::vector<std::string> broker_flags;  // extra flags of the measured broker (before/after comparisons)
   double udp_paced_fraction = 0.5;  // of native's maximum received rate
   long read_count = 1000000;      // read() calls per loop
   int read_loops = 2;             // loops per process (the fastest counts)

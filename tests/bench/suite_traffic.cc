@@ -342,6 +342,8 @@ bool BenchSuite::Udp() {
   };
   // Series: "64" and "1472" at the maximum rate, "64-paced" at a fixed rate.
   std::map<std::string, std::map<ShareMode, std::vector<Trial>>> series;
+  bool flood_gso = false;
+  // rate < 0: the flood (FloodUdp); 0: as fast as BlastUdp's one thread can.
   auto run_trial = [&](ShareMode mode, int payload, double rate, Trial* t) {
     bool emulated = mode == ShareMode::kEmulated;
     WorkerSet ws;
@@ -349,7 +351,9 @@ bool BenchSuite::Udp() {
     Endpoint ep = Endpoint::Loopback(ws.port());
     std::vector<uint64_t> c0 = ws.Counts();
     int64_t w0 = ws.CpuNanoseconds(), b0 = emulated ? CpuNanoseconds(broker_.pid(), false) : 0;
-    UdpRun run = BlastUdp(ep, o_.udp_flows, payload, o_.seconds, rate);
+    UdpRun run = rate < 0 ? FloodUdp(ep, o_.udp_flows, payload, o_.seconds, &flood_gso)
+                          : BlastUdp(ep, o_.udp_flows, payload, o_.seconds, rate);
+    rate = std::max(rate, 0.0);
     WaitForDrain(ws);
     int64_t w1 = ws.CpuNanoseconds(), b1 = emulated ? CpuNanoseconds(broker_.pid(), false) : 0;
     std::vector<uint64_t> c1 = ws.Counts();
@@ -384,6 +388,16 @@ bool BenchSuite::Udp() {
       }
     }
   }
+  for (int rep = 0; rep < o_.repetitions; ++rep) {
+    for (int j = 0; j < 3; ++j) {
+      ShareMode mode = kModes[(j + rep) % 3];
+      progress_.Step(absl::StrFormat("a flood of 64-byte datagrams, %s, repetition %d/%d", ShareModeName(mode), rep + 1,
+                                     o_.repetitions));
+      Trial t;
+      if (!run_trial(mode, 64, -1, &t)) return false;
+      series["flood"][mode].push_back(t);
+    }
+  }
   double native_max = Median(Field(series["64"][ShareMode::kNative], &Trial::rate));
   double paced = native_max * o_.udp_paced_fraction;
   for (int rep = 0; rep < o_.repetitions; ++rep) {
@@ -398,13 +412,18 @@ bool BenchSuite::Udp() {
   }
   JsonObject section;
   section.Integer("flows", o_.udp_flows).Number("native_max_rate_64", native_max).Number("paced_rate", paced);
-  for (const char* key : {"64", "1472", "64-paced"}) {
+  section.Raw("flood_sender", flood_gso ? "\"udp-gso\"" : "\"sendmmsg\"");
+  for (const char* key : {"64", "1472", "64-paced", "flood"}) {
     bool is_paced = std::string(key) == "64-paced";
+    bool is_flood = std::string(key) == "flood";
     auto& s = series[key];
     const std::vector<double> native = Field(s[ShareMode::kNative], &Trial::rate);
     if (is_paced) {
       printf("\n== UDP 64-byte datagrams from %d flows at a fixed %s/s (%.0f%% of native's maximum in this run)\n",
              o_.udp_flows, FormatNumber(paced, 0).c_str(), 100 * o_.udp_paced_fraction);
+    } else if (is_flood) {
+      printf("\n== UDP flood: 64-byte datagrams from %d flows, 64 per system call (%s)\n", o_.udp_flows,
+             flood_gso ? "UDP GSO" : "sendmmsg");
     } else {
       printf("\n== UDP %s-byte datagrams from %d flows, sent as fast as one thread can\n", key, o_.udp_flows);
     }
@@ -453,6 +472,18 @@ bool BenchSuite::Udp() {
                      cpu.median);
         broker_us_per_datagram_max_ = broker.median;
       }
+      if (emulated && is_flood) {
+        report_.AtLeast("udp.flood.rate_ratio", "UDP flood (64 B, 64 flows): datagrams/s received, emulated / native",
+                        ratio, 1.0, 2);
+        report_.Info("udp.flood.loss", "UDP flood: loss, emulated (native)",
+                     absl::StrFormat("%s %% (%s %%)", FormatSpread(loss, 1),
+                                     FormatNumber(100 * Median(Field(s[ShareMode::kNative], &Trial::loss)), 1)),
+                     loss.median);
+        report_.Info("udp.flood.cpu_us", "UDP flood: server CPU per datagram received, emulated (incl. broker)",
+                     absl::StrCat(FormatSpread(cpu, 2), " us vs native ",
+                                  FormatNumber(Median(Field(s[ShareMode::kNative], &Trial::cpu_us)), 2), " us"),
+                     cpu.median);
+      }
       if (emulated && std::string(key) == "1472") {
         report_.AtLeast("udp.1472.rate_ratio", "UDP 1,472 B datagrams/s received, emulated / native", ratio, 0.8, 2);
       }
@@ -477,8 +508,10 @@ bool BenchSuite::Udp() {
         }
       }
       if (!is_paced && mode != ShareMode::kNative) {
-        report_.AddBar({"UDP", absl::StrFormat("%s B datagrams/s, %s", key, ShareModeName(mode)), ratio,
-                        emulated ? (std::string(key) == "64" ? 0.6 : 0.8) : 0, true, ShareModeName(mode)});
+        std::string label = is_flood ? absl::StrCat("flood datagrams/s, ", ShareModeName(mode))
+                                     : absl::StrFormat("%s B datagrams/s, %s", key, ShareModeName(mode));
+        double goal = !emulated ? 0 : is_flood ? 1.0 : std::string(key) == "64" ? 0.6 : 0.8;
+        report_.AddBar({"UDP", label, ratio, goal, true, ShareModeName(mode)});
       }
     }
     section.Raw(key, js.str());
