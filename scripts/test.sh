@@ -11,6 +11,9 @@
 # (REUSEPORT_REQUIRE_PROGRAMS=1), since setup.sh installs them all.
 # Then the release (scripts/package.sh: build-release/, dist/), which the
 # tests labelled release check: ELF floor, SysV script, .deb install, packages.
+# ctest runs two tests at a time (REUSEPORT_TEST_JOBS); a sanitized suite,
+# itself two at a time, takes both slots, and the benchmark runs alone.
+# The everyday loop is much shorter: CONTRIBUTING.md.
 # Usage: scripts/test.sh [ctest arguments...]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,4 +48,4 @@ echo "test: making the release (scripts/package.sh)"
 REUSEPORT_RELEASE_BUILD_DIR="$build-release" "$repo/scripts/package.sh" >/dev/null
 
 cd "$build"
-ctest --output-on-failure --timeout 900 -j"${REUSEPORT_TEST_JOBS:-1}" "${exclude[@]}" "$@"
+ctest --output-on-failure --timeout 900 -j"${REUSEPORT_TEST_JOBS:-2}" "${exclude[@]}" "$@"
