@@ -233,6 +233,20 @@ TcpPersistentRun RunTcpPersistent(const Endpoint& target, int connections, doubl
   return run;
 }
 
+// `flows` UDP sockets connected to target (one source port each), with send
+// buffers large enough that the sender, not its buffer, sets the pace.
+std::vector<int> ConnectedSenders(const Endpoint& target, int flows) {
+  std::vector<int> fds;
+  for (int f = 0; f < flows; ++f) {
+    int fd = socket(target.address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+    connect(fd, target.sockaddr_ptr(), target.length);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 UdpRun BlastUdp(const Endpoint& target, int flows, int payload, double seconds, double rate) {
   UdpRun run;
   run.target_rate = rate;
@@ -243,14 +257,7 @@ UdpRun BlastUdp(const Endpoint& target, int flows, int payload, double seconds, 
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   int old_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
   if (rate > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), -10);
-  std::vector<int> fds;
-  for (int f = 0; f < flows; ++f) {
-    int fd = socket(target.address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int big = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-    connect(fd, target.sockaddr_ptr(), target.length);
-    fds.push_back(fd);
-  }
+  std::vector<int> fds = ConnectedSenders(target, flows);
   // Paced: wake up when about 50 us of traffic is due and send what is due
   // (up to 16 per call), so the receivers see a steady stream, not bursts. A
   // late wake-up is caught up at once; falling further behind than 10 ms of
@@ -299,16 +306,11 @@ UdpRun BlastUdp(const Endpoint& target, int flows, int payload, double seconds, 
 UdpRun FloodUdp(const Endpoint& target, int flows, int payload, double seconds, bool* gso) {
   constexpr int kSegments = 64;
   UdpRun run;
-  std::vector<int> fds;
+  std::vector<int> fds = ConnectedSenders(target, flows);
   *gso = true;
-  for (int f = 0; f < flows; ++f) {
-    int fd = socket(target.address.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int big = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-    connect(fd, target.sockaddr_ptr(), target.length);
+  for (int fd : fds) {
     int segment = payload;
     if (setsockopt(fd, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &segment, sizeof(segment)) != 0) *gso = false;
-    fds.push_back(fd);
   }
   std::vector<char> data(static_cast<size_t>(payload) * kSegments, 'f');
   struct iovec one = {data.data(), static_cast<size_t>(payload)};
