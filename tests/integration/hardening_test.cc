@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <string.h>
@@ -106,13 +107,38 @@ uint64_t KeptCapabilities(const std::string& log) {
 
 // The successor launcher the broker forked, once it has named itself (and
 // so set itself up: the name comes last).
+// The children of `parent`: /proc/PID/task/PID/children where the kernel has
+// it (3.5 on, and only with CONFIG_PROC_CHILDREN), else every process's
+// parent from /proc/N/stat.
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  absl::StatusOr<std::string> children = ReadFile(absl::StrCat("/proc/", parent, "/task/", parent, "/children"));
+  if (children.ok()) {
+    std::istringstream in(*children);
+    for (pid_t child; in >> child;) out.push_back(child);
+    return out;
+  }
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return out;
+  while (struct dirent* e = readdir(proc)) {
+    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0) continue;
+    absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+    if (!stat.ok()) continue;
+    size_t end = stat->rfind(')');  // the command may hold spaces and parentheses
+    if (end == std::string::npos) continue;
+    std::istringstream rest(stat->substr(end + 1));
+    std::string state;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid && ppid == parent) out.push_back(pid);
+  }
+  closedir(proc);
+  return out;
+}
+
 pid_t LauncherOf(pid_t broker) {
   for (int attempt = 0; attempt < 500; ++attempt) {
-    absl::StatusOr<std::string> children =
-        ReadFile(absl::StrCat("/proc/", broker, "/task/", broker, "/children"));
-    if (!children.ok()) return -1;
-    std::istringstream in(*children);
-    for (pid_t child; in >> child;) {
+    for (pid_t child : ChildrenOf(broker)) {
       absl::StatusOr<std::string> comm = ReadFile(absl::StrCat("/proc/", child, "/comm"));
       if (comm.ok() && comm->rfind("reuseportd-exec", 0) == 0) return child;
     }
