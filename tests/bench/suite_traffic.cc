@@ -152,7 +152,7 @@ bool BenchSuite::TcpShort() {
         .Number("failed", failed).Raw("per_worker", JsonArray(workers));
     section.Raw(ShareModeName(mode), m.str());
     if (mode == ShareMode::kEmulated) {
-      report_.AtLeast("tcp_short.rate_ratio", "TCP short connections/s, emulated / native", ratio, 0.85, 2);
+      report_.AtLeast("tcp_short.rate_ratio", "TCP short connections/s, emulated / native", ratio, 0.90, 2);
       report_.AtMost("tcp_short.fairness", "TCP short: fairness, max/min accepted per worker (emulated)", fair, 1.10, 2);
       report_.Info("tcp_short.cpu_us", "TCP short: server CPU per connection, emulated (incl. broker)",
                    absl::StrCat(FormatSpread(cpu, 1), " us vs native ",
@@ -162,7 +162,7 @@ bool BenchSuite::TcpShort() {
     }
     if (mode != ShareMode::kNative) {
       report_.AddBar({"TCP", absl::StrCat("short connections/s, ", ShareModeName(mode)), ratio,
-                      mode == ShareMode::kEmulated ? 0.85 : 0, true, ShareModeName(mode)});
+                      mode == ShareMode::kEmulated ? 0.90 : 0, true, ShareModeName(mode)});
     }
   }
   report_.AddSection("tcp_short", section);
