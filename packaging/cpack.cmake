@@ -60,7 +60,8 @@ set(CPACK_RPM_SPEC_MORE_DEFINE
 set(CPACK_RPM_USER_FILELIST
     "%config(noreplace) /etc/reuseport/policy.conf"
     "%config /etc/init.d/reuseportd")
-# Directories other packages own (filesystem, chkconfig/initscripts, systemd):
+# Directories other packages own (filesystem, chkconfig/initscripts, systemd,
+# cmake-filesystem):
 # the package must not claim them, least of all /etc/init.d, a symbolic link
 # on RHEL.
 set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
@@ -69,6 +70,7 @@ set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
     /usr/lib/systemd
     /usr/lib/systemd/system
     /usr/lib/pkgconfig
+    /usr/lib/cmake
     /usr/share/man
     /usr/share/man/man1
     /usr/share/man/man8)

@@ -127,7 +127,7 @@ TEST_F(DebInstallTest, InstallServeAndPurgeLeavesNothing) {
     std::string path(absl::StripAsciiWhitespace(line));
     if (fs::is_regular_file(path)) files.push_back(path);
   }
-  EXPECT_EQ(files.size(), 16u) << listed;
+  EXPECT_EQ(files.size(), 23u) << listed;
   absl::StatusOr<ElfFacts> broker_elf = ReadElfFacts("/usr/sbin/reuseportd");
   ASSERT_OK(broker_elf);
   EXPECT_FALSE(broker_elf->has_interpreter) << "the installed broker is static";

@@ -32,7 +32,14 @@ const std::set<std::string>& PackagedFiles() {
       "/usr/bin/reuseport-legacy-kernel",
       "/usr/bin/reuseport-run",
       "/usr/bin/reuseportctl",
+      "/usr/include/reuseport/address_codec.h",
+      "/usr/include/reuseport/datagram_ring.h",
+      "/usr/include/reuseport/errno_name.h",
+      "/usr/include/reuseport/fd_passing.h",
       "/usr/include/reuseport/protocol.h",
+      "/usr/lib/cmake/reuseport/reuseportConfig.cmake",
+      "/usr/lib/cmake/reuseport/reuseportConfigVersion.cmake",
+      "/usr/lib/cmake/reuseport/reuseportTargets.cmake",
       "/usr/lib/libreuseport.so",
       "/usr/lib/pkgconfig/reuseport.pc",
       "/usr/lib/systemd/system/reuseportd.service",
@@ -165,10 +172,10 @@ TEST_F(PackageFormatTest, RpmIsOneRhel6sRpmReads) {
   }
   EXPECT_EQ(files, PackagedFiles());
   // Only its own directories: /etc/init.d is a symbolic link on RHEL (owned by
-  // chkconfig), /usr/sbin, /usr/share/man, /usr/lib/systemd belong to others;
-  // claiming them would conflict at install.
-  EXPECT_EQ(dirs, (std::set<std::string>{"/etc/reuseport", "/usr/include/reuseport", "/usr/share/reuseport",
-                                         "/usr/share/reuseport/upstart"}));
+  // chkconfig), /usr/sbin, /usr/share/man, /usr/lib/systemd, /usr/lib/cmake
+  // belong to others; claiming them would conflict at install.
+  EXPECT_EQ(dirs, (std::set<std::string>{"/etc/reuseport", "/usr/include/reuseport", "/usr/lib/cmake/reuseport",
+                                         "/usr/share/reuseport", "/usr/share/reuseport/upstart"}));
 
   // What it requires: rpmlib features rpm 4.8 has, a C library 2.12 has.
   const std::set<std::string> rpm48 = {
