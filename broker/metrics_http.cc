@@ -109,7 +109,7 @@ void MetricsHttpServer::OnAcceptable() {
   }
 }
 
-void MetricsHttpServer::OnConnection(uint64_t id, uint32_t events) {
+void MetricsHttpServer::OnConnection(uint64_t id, uint32_t /*events*/) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   Connection& c = *it->second;

@@ -39,6 +39,7 @@ static inline int rp_fds_attach(struct msghdr* msg, void* control, size_t contro
   msg->msg_control = control;
   msg->msg_controllen = RP_FDS_CONTROL_SPACE(count);
   c = CMSG_FIRSTHDR(msg);
+  if (c == NULL) return -1; /* cannot be: the control buffer holds one header */
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int) * count);

@@ -77,8 +77,8 @@ TEST_P(ProcessLifeTest, ServesEveryConnectionExactlyOnceAlongsideAnOrdinaryMembe
 INSTANTIATE_TEST_SUITE_P(Scenarios, ProcessLifeTest,
                          ::testing::Values("prefork", "exec-handoff", "exec-bare-env", "scm-handoff", "vfork-close", "daemonize", "signal-fork",
                                            "threads-churn", "dup-close"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name = info.param;
+                         [](const ::testing::TestParamInfo<const char*>& param_info) {
+                           std::string name = param_info.param;
                            for (char& c : name) {
                              if (c == '-') c = '_';
                            }

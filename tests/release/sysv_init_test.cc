@@ -498,7 +498,7 @@ TEST_P(SysvInitTest, UnknownActionIsAUsageError) {
 
 INSTANTIATE_TEST_SUITE_P(Environments, SysvInitTest,
                          ::testing::Values(Environment::kDebian, Environment::kBare, Environment::kRhel),
-                         [](const ::testing::TestParamInfo<Environment>& info) { return Name(info.param); });
+                         [](const ::testing::TestParamInfo<Environment>& param_info) { return Name(param_info.param); });
 
 }  // namespace
 }  // namespace reuseport::testing

@@ -127,7 +127,7 @@ TEST_P(TcpMemberLoopTest, FourMembersShareAPortAndServeEveryConnectionExactlyOnc
 }
 
 INSTANTIATE_TEST_SUITE_P(Loops, TcpMemberLoopTest, ::testing::ValuesIn(kLoopSets),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(TcpMemberTest, Ipv6MembersShareAPort) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
