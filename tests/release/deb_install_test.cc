@@ -32,6 +32,7 @@
 #include "orphan_reaper.h"
 #include "readiness.h"
 #include "release_files.h"
+#include "release_test.h"
 #include "reuseport_fixture.h"
 #include "status_macros.h"
 
@@ -74,13 +75,11 @@ std::vector<pid_t> InstalledBrokers() {
   return pids;
 }
 
-class DebInstallTest : public ::testing::Test {
+class DebInstallTest : public ReleaseTest {
  protected:
   void SetUp() override {
-    absl::StatusOr<ReleasePaths> release = FindRelease();
-    if (absl::IsNotFound(release.status())) GTEST_SKIP() << release.status().message();
-    ASSERT_OK(release);
-    release_ = *release;
+    ReleaseTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (geteuid() != 0) GTEST_SKIP() << "needs root: it installs the .deb into this system";
     if (access("/usr/bin/dpkg", X_OK) != 0) GTEST_SKIP() << "no dpkg: not a Debian system";
     if (Installed()) GTEST_SKIP() << "reuseport is installed on this machine; this test will not touch it";
@@ -107,7 +106,6 @@ class DebInstallTest : public ::testing::Test {
     return n;
   }
 
-  ReleasePaths release_;
   TempDir dir_ = MakeTestDir();
   OrphanReaper reaper_;  // the broker the init script starts is our orphan
 };

@@ -19,6 +19,7 @@
 #include "elf_file.h"
 #include "gtest/gtest.h"
 #include "release_files.h"
+#include "release_test.h"
 #include "status_macros.h"
 #include "temp_dir.h"
 
@@ -113,16 +114,7 @@ TEST(ElfFloorTest, ReadsWhatAProgramOfThisSystemNeeds) {
   EXPECT_FALSE(IsElf(REUSEPORT_TEST_SOURCE_DIR "/release/elf_file.h"));
 }
 
-class ReleaseElfFloorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    absl::StatusOr<ReleasePaths> release = FindRelease();
-    if (absl::IsNotFound(release.status())) GTEST_SKIP() << release.status().message();
-    ASSERT_OK(release);
-    release_ = *release;
-  }
-  ReleasePaths release_;
-};
+using ReleaseElfFloorTest = ReleaseTest;
 
 TEST_F(ReleaseElfFloorTest, Tarball) {
   absl::StatusOr<UnpackedRelease> unpacked = UnpackedRelease::Unpack(release_);

@@ -18,6 +18,7 @@
 #include "elf_file.h"
 #include "gtest/gtest.h"
 #include "release_files.h"
+#include "release_test.h"
 #include "status_macros.h"
 #include "temp_dir.h"
 
@@ -85,16 +86,7 @@ void ExpectShellParses(const std::string& what, const std::string& text) {
   EXPECT_TRUE(ExitedWith(*s, 0)) << what << ": " << out << "\n" << text;
 }
 
-class PackageFormatTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    absl::StatusOr<ReleasePaths> release = FindRelease();
-    if (absl::IsNotFound(release.status())) GTEST_SKIP() << release.status().message();
-    ASSERT_OK(release);
-    release_ = *release;
-  }
-  ReleasePaths release_;
-};
+using PackageFormatTest = ReleaseTest;
 
 TEST_F(PackageFormatTest, DebIsOneDebian7sDpkgReads) {
   // ar members, in order: what dpkg 1.16 accepts.
