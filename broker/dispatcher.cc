@@ -478,7 +478,7 @@ void Dispatcher::OnUdpReadable(RealSocket* real) {
       if (n < 0 && errno != EAGAIN && errno != EINTR) {
         LogLimited("udp-recv", Severity::kWarning, "receiving on %s: %s", FormatAddress(real->address), strerror(errno));
       }
-      return;
+      break;
     }
     for (int i = 0; i < n; ++i) {
       ++totals_.datagrams_received;
@@ -521,8 +521,12 @@ void Dispatcher::OnUdpReadable(RealSocket* real) {
       if (m != nullptr) outgoing[outgoing_count++] = {m, {slot, kDatagramPrefix + msgs[i].msg_len}};
     }
     SendDatagrams(outgoing, outgoing_count);
-    if (n < kUdpBatch) return;
+    if (n < kUdpBatch) break;
   }
+  // Under a flood the rounds above refill each ring several times: one
+  // doorbell for all of them rather than one per round. An idle socket has
+  // one round, so no datagram waits longer for its doorbell.
+  RingDueDoorbells();
 }
 
 Member* Dispatcher::PrepareDatagram(Group* group, char* prefix, const rp_address& source,
@@ -626,11 +630,37 @@ void Dispatcher::WriteToRing(Member* m, OutgoingDatagram* out, int count) {
     } else {
       ring.head() = head;
       m->datagrams += static_cast<uint64_t>(written);
-      if (ring_bell) RingDoorbell(m);
+      if (ring_bell && !m->bell_due) {
+        m->bell_due = true;
+        bells_due_.push_back(m);
+      }
       written = 0;
     }
   }
   m->dropped += dropped + static_cast<uint64_t>(written);
+}
+
+void Dispatcher::RingDueDoorbells() {
+  for (Member* m : bells_due_) {
+    m->bell_due = false;
+    MemberRing& ring = *m->ring;
+    if (ring.broken) continue;
+    bool empty;
+    {
+      RingAccess access(ring.memory(), ring.size_bytes());
+      // Its consumers took everything meanwhile (and found no doorbell to
+      // read out, which is as it should be): nobody needs waking.
+      empty = rp_ring_taken_up_to(ring.ring(), ring.head());
+      if (access.faulted()) {
+        ring.broken = true;
+        LogLimited("ring-shrunk", Severity::kWarning, "member %d (pid %d) shrank its datagram ring; "
+                   "its datagrams are dropped", m->id, m->creds.pid);
+        continue;
+      }
+    }
+    if (!empty) RingDoorbell(m);
+  }
+  bells_due_.clear();
 }
 
 void Dispatcher::RingDoorbell(Member* m) {
@@ -646,6 +676,7 @@ void Dispatcher::ForwardDatagram(Group* group, char* prefix, size_t data_size, c
   if (m == nullptr) return;
   OutgoingDatagram one = {m, {prefix, kDatagramPrefix + data_size}};
   SendDatagrams(&one, 1);
+  RingDueDoorbells();
 }
 
 void Dispatcher::ScheduleStallCheck() {

@@ -131,6 +131,9 @@ class Dispatcher {
                           uint32_t ifindex, bool has_destination);
   void SendDatagrams(OutgoingDatagram* out, int count);
   void WriteToRing(Member* m, OutgoingDatagram* out, int count);
+  // Rings the doorbells WriteToRing left due: once per wakeup rather than
+  // per receive batch, and only for rings that still hold records by then.
+  void RingDueDoorbells();
   // prefix points at kDatagramPrefix bytes of room before the datagram data.
   void ForwardDatagram(Group* group, char* prefix, size_t data_size, const rp_address& source,
                        const rp_address& destination, uint32_t ifindex, bool has_destination);
@@ -154,6 +157,7 @@ class Dispatcher {
   int tcp_channel_sndbuf_ = 0;  // SO_SNDBUF value that holds member_window records
   DispatchTotals totals_;
   std::vector<char> udp_buffers_;
+  std::vector<Member*> bells_due_;  // filled and rung within one OnUdpReadable or ForwardDatagram
 };
 
 }  // namespace reuseport::broker

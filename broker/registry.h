@@ -63,6 +63,7 @@ struct Member {
   uint64_t key = 0;         // stable across broker restarts (the member end's inode): places it in the table
   int64_t udp_channel_bytes = 0;  // UDP: its queue (ring or channel buffer), counted against its uid's budget
   std::unique_ptr<MemberRing> ring;  // UDP: where its datagrams go (null: as channel records)
+  bool bell_due = false;  // UDP: its ring got records this wakeup and needs a doorbell
   bool listening = false;   // TCP: listen() called; UDP: always
   bool full = false;        // the channel refused a send; waiting for it to drain
   // Stall detection (TCP): connections sent but not consumed, seen at ticks.

@@ -5,7 +5,8 @@
 // The same binary is also every worker the orchestrator starts
 // (`reuseport_bench serve ...`, `reuseport_bench read-loop ...`), so natively,
 // under the shim and under the legacy-kernel runner the very same code serves;
-// `tcp-load` and `udp-load` drive such a server by hand (for profiling).
+// `tcp-load`, `udp-load` and `udp-flood` drive such a server by hand (for
+// profiling and before/after runs of one change).
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,6 +119,12 @@ int RunRole(int argc, char** argv) {
   if (role == "udp-load") {
     UdpRun run = BlastUdp(Endpoint::Loopback(s.port), 64, payload, seconds, rate);
     printf("%.0f datagrams/s sent\n", run.sent_rate());
+    return 0;
+  }
+  if (role == "udp-flood") {
+    bool gso = false;
+    UdpRun run = FloodUdp(Endpoint::Loopback(s.port), 64, payload, seconds, &gso);
+    printf("%.0f datagrams/s sent%s\n", run.sent_rate(), gso ? " (GSO)" : "");
     return 0;
   }
   if (role == "read-loop") {
