@@ -219,11 +219,15 @@ TEST_F(TcpGroupTest, V6onlyAndIpv4GroupsOnOnePortStaySeparate) {
   REUSEPORT_SKIP_IF_UNAVAILABLE(Ipv6LoopbackUnavailable());
   std::vector<MemberOptions> v6;
   for (int i = 0; i < 2; ++i) v6.push_back(Member(Tcp({"--host", "::", "--v6only", "1"}), absl::StrCat("v6only", i)));
-  std::vector<MemberProcess> v6_members = StartMembers(std::move(v6));
+  // Not port 0: for a v6only socket the kernel picks a port free in IPv6 alone,
+  // which an IPv4 socket (a concurrent test's connection) may hold already.
+  const uint16_t port = FreeLoopbackPort();
+  ASSERT_NE(port, 0);
+  std::vector<MemberProcess> v6_members = StartMembers(std::move(v6), port);
   ASSERT_EQ(v6_members.size(), 2u);
   std::vector<MemberOptions> v4;
   for (int i = 0; i < 2; ++i) v4.push_back(Member(Tcp({"--host", "0.0.0.0"}), absl::StrCat("v4_", i)));
-  std::vector<MemberProcess> v4_members = StartMembers(std::move(v4), v6_members[0].port);
+  std::vector<MemberProcess> v4_members = StartMembers(std::move(v4), port);
   ASSERT_EQ(v4_members.size(), 2u);
   ExpectServedFairly(v4_members, 600, "127.0.0.1", 0.35, 0.65);
   ExpectServedFairly(v6_members, 600, "::1", 0.35, 0.65);
