@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exec_carry.h"
 #include "member_attach.h"
 #include "member_table.h"
 #include "presented_family.h"
@@ -27,6 +28,7 @@ bool EvacuatePrivateFd(int fd) {
   int moved = Real().fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
   if (moved < 0) return false;
   ReassignPrivateFd(fd, moved);
+  CarriedEndMoved(fd, moved);
   return true;
 }
 
@@ -72,7 +74,13 @@ int Close(int fd) {
   }
   Member* m = LookupMember(fd);
   if (m == nullptr) {
-    if (__builtin_expect(MaybeInheritedChannel(fd), 0)) ForgetInheritedChannel(fd);
+    if (__builtin_expect(MaybeInheritedChannel(fd), 0)) {
+      ForgetInheritedChannel(fd);
+      if (!InVforkChild()) {
+        TableLock lock;
+        CloseCarried(fd);  // what came with it across exec goes with it
+      }
+    }
     ForgetPresentedFamily(fd);  // before the number can be reused
     return Real().close(fd);
   }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker_link.h"
+#include "exec_carry.h"
 #include "member_ring.h"
 #include "link_watcher.h"
 #include "raw_log.h"
@@ -42,6 +43,48 @@ int Attach(int channel, BrokerReply* reply, bool* unreachable = nullptr) {
   return link;
 }
 
+struct MemberFacts {
+  uint8_t protocol;
+  rp_address bound;
+  uint8_t v6only;
+  uint64_t member_id;
+  uint64_t group_id;
+};
+
+// Makes m, claimed for the program's fd, the member the facts describe, with
+// its private ends (adopted; link and ring may be -1), and settles it.
+void Settle(Member* m, int fd, const MemberFacts& facts, int link, int peer, int group, int ring) {
+  m->protocol = facts.protocol;
+  m->family = static_cast<uint8_t>(facts.bound.family);
+  m->v6only = facts.v6only;
+  m->member_id = facts.member_id;
+  m->group_id = facts.group_id;
+  m->bound_len = rp_address_to_sockaddr(&facts.bound, m->family, &m->bound);
+  m->link_fd = AdoptPrivateFd(link, m);
+  m->link_pid = static_cast<pid_t>(syscall(SYS_getpid));
+  m->channel_peer_fd = AdoptPrivateFd(peer, m);
+  m->group_fd = AdoptPrivateFd(group, m);
+  if (ring >= 0) AdoptRing(m, ring);
+  int domain = 0;
+  socklen_t len = sizeof(domain);
+  Real().getsockopt(m->group_fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  m->group_family = static_cast<uint8_t>(domain);
+  // The options the program set in its previous image are gone with it; start
+  // from the group socket's, as a fresh listener would.
+  bool tcp = m->protocol == RP_PROTO_TCP;
+  m->holder_fd = AdoptPrivateFd(
+      Real().socket(m->family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, tcp ? IPPROTO_TCP : IPPROTO_UDP), m);
+  if (tcp) {
+    ReadInheritedOptions(m->group_fd, m->family, m->inherited.listener);
+    ReadInheritedOptions(m->group_fd, m->family, m->inherited.wanted);
+    UpdateDifferMask(&m->inherited);
+  }
+  MirrorInheritance(m, fd);
+  __atomic_store_n(&m->state, tcp ? MemberState::kListening : MemberState::kDatagram, __ATOMIC_RELEASE);
+  ForgetInheritedChannel(fd);
+  EnsureLinkWatcher();
+}
+
 }  // namespace
 
 Member* AttachInheritedChannel(int fd) {
@@ -71,50 +114,39 @@ Member* AttachInheritedChannel(int fd) {
   lock.Acquire();
   if (!EndRoundTrip(m)) {  // the program closed fd while we asked
     ForgetInheritedChannel(fd);
+    CloseCarried(fd);
     CloseReplyFds(&reply);
     if (link >= 0) Real().close(link);
     return nullptr;
   }
   if (link < 0) {
+    CarriedMember carried;
+    if (unreachable && TakeCarried(fd, &carried)) {
+      // No broker, but the old image passed on what proves the member: it is
+      // one now, and the link watcher rejoins the next broker with it.
+      MemberFacts facts = {carried.protocol, carried.bound, carried.v6only, carried.member_key, 0};
+      Settle(m, fd, facts, -1, carried.peer, carried.group, carried.ring);
+      m->backlog = carried.backlog;
+      RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id)
+          .Str(" with no broker to ask; it rejoins the next one").Emit();
+      return m;
+    }
     // Not a member's channel: an ordinary fd of the program's. No broker:
     // it stays a candidate, asked for again later (the link watcher does,
     // or the next use).
     UnmapFd(fd);
     ReleaseMember(m);
-    if (!unreachable) ForgetInheritedChannel(fd);
+    if (!unreachable) {
+      ForgetInheritedChannel(fd);
+      CloseCarried(fd);
+    }
     return nullptr;
   }
+  CloseCarried(fd);  // the broker gave fresh copies
   const rp_member_reply& r = reply.payload.member;
-  m->protocol = r.protocol;
-  m->family = static_cast<uint8_t>(r.bound.family);
-  m->v6only = r.v6only;
-  m->member_id = r.member_id;
-  m->group_id = r.group_id;
-  m->bound_len = rp_address_to_sockaddr(&r.bound, m->family, &m->bound);
-  m->link_fd = AdoptPrivateFd(link, m);
-  m->link_pid = static_cast<pid_t>(syscall(SYS_getpid));
-  m->channel_peer_fd = AdoptPrivateFd(reply.fds[0], m);
-  m->group_fd = AdoptPrivateFd(reply.fds[1], m);
-  if (reply.fd_count == 3) AdoptRing(m, reply.fds[2]);
+  MemberFacts facts = {r.protocol, r.bound, r.v6only, r.member_id, r.group_id};
+  Settle(m, fd, facts, link, reply.fds[0], reply.fds[1], reply.fd_count == 3 ? reply.fds[2] : -1);
   reply.fd_count = 0;
-  int domain = 0;
-  socklen_t len = sizeof(domain);
-  Real().getsockopt(m->group_fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-  m->group_family = static_cast<uint8_t>(domain);
-  // The options the program set in its previous image are gone with it; start
-  // from the group socket's, as a fresh listener would.
-  bool tcp = m->protocol == RP_PROTO_TCP;
-  m->holder_fd = AdoptPrivateFd(
-      Real().socket(m->family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, tcp ? IPPROTO_TCP : IPPROTO_UDP), m);
-  if (tcp) {
-    ReadInheritedOptions(m->group_fd, m->family, m->inherited.listener);
-    ReadInheritedOptions(m->group_fd, m->family, m->inherited.wanted);
-    UpdateDifferMask(&m->inherited);
-  }
-  MirrorInheritance(m, fd);
-  __atomic_store_n(&m->state, tcp ? MemberState::kListening : MemberState::kDatagram, __ATOMIC_RELEASE);
-  ForgetInheritedChannel(fd);
-  EnsureLinkWatcher();
   RawLog(kLogInfo).Str("fd ").Int(fd).Str(" inherited as member ").Uint(m->member_id).Str(" of group ").Uint(m->group_id).Emit();
   return m;
 }

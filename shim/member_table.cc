@@ -23,6 +23,9 @@ namespace {
 // kPrivateBit|index = one of the shim's private fds belonging to member index.
 constexpr uint16_t kPrivateBit = 0x8000;
 static_assert(kMaxMembers < kPrivateBit, "member index must fit below the private bit");
+// kPrivateBit|kUnowned: private, but no member's yet (carried across exec, exec_carry.h).
+constexpr uint16_t kUnowned = kPrivateBit - 1;
+static_assert(kMaxMembers < kUnowned, "kUnowned must not be a member index");
 
 uint16_t* g_slots = nullptr;     // kMaxTrackedFd entries, mapped on first use
 Member* g_members = nullptr;     // kMaxMembers entries, mapped on first use
@@ -174,6 +177,17 @@ bool ProgramFdSurvivesExec() {
   return false;
 }
 
+int FindProgramFdPassingOn(const Member* m) {
+  if (g_slots == nullptr) return -1;
+  uint16_t want = static_cast<uint16_t>(MemberIndex(m) + 1);
+  for (int fd = 0; fd < kMaxTrackedFd; ++fd) {
+    if (__atomic_load_n(&g_slots[fd], __ATOMIC_RELAXED) != want) continue;
+    int flags = Real().fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) return fd;
+  }
+  return -1;
+}
+
 bool MapFd(int fd, Member* m) {
   if (!EnsureTables() || static_cast<unsigned>(fd) >= kMaxTrackedFd) return false;
   __atomic_store_n(&g_slots[fd], static_cast<uint16_t>(MemberIndex(m) + 1), __ATOMIC_RELEASE);
@@ -196,9 +210,21 @@ void UnmarkPrivateFd(int fd) {
   }
 }
 
+void MarkUnownedPrivateFd(int fd) {
+  if (EnsureTables() && static_cast<unsigned>(fd) < kMaxTrackedFd) {
+    __atomic_store_n(&g_slots[fd], static_cast<uint16_t>(kPrivateBit | kUnowned), __ATOMIC_RELEASE);
+  }
+}
+
 void ReassignPrivateFd(int old_fd, int new_fd) {
   if (!IsPrivateFd(old_fd)) return;
-  Member* m = &g_members[g_slots[old_fd] & ~kPrivateBit];
+  uint16_t owner = g_slots[old_fd] & ~kPrivateBit;
+  if (owner == kUnowned) {  // the caller tells exec_carry.h
+    UnmarkPrivateFd(old_fd);
+    MarkUnownedPrivateFd(new_fd);
+    return;
+  }
+  Member* m = &g_members[owner];
   int* fields[] = {&m->link_fd, &m->channel_fd, &m->channel_peer_fd, &m->group_fd, &m->holder_fd};
   for (int* field : fields) {
     if (*field == old_fd) *field = new_fd;

@@ -126,6 +126,8 @@ void MarkPrivateFd(int fd, Member* m);
 void UnmarkPrivateFd(int fd);
 // The private fd old_fd now lives at new_fd (the member's field is updated).
 void ReassignPrivateFd(int old_fd, int new_fd);
+// Shields fd as private before any member owns it (exec_carry.h).
+void MarkUnownedPrivateFd(int fd);
 int MemberIndex(const Member* m);
 
 // Moves a freshly created private fd out of the program's way (to a high,
@@ -139,6 +141,8 @@ bool ProgramFdSurvivesExec();
 
 // A program fd that refers to m (its channel, once listening), or -1.
 int FindProgramFd(const Member* m);
+// A program fd of m that stays open across exec (no FD_CLOEXEC), or -1.
+int FindProgramFdPassingOn(const Member* m);
 
 // Visits every member in use. Requires TableLock.
 template <typename F>

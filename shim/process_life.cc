@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "exec_carry.h"
 #include "link_watcher.h"
 #include "member_attach.h"
 #include "member_table.h"
@@ -125,7 +126,7 @@ void FindInheritedChannels() {
       const char* p = d->d_name;
       if (*p < '0' || *p > '9') continue;
       while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
-      if (fd < 3 || fd >= kInheritedScanFds || fd == dir) continue;
+      if (fd < 3 || fd >= kInheritedScanFds || fd == dir || IsCarriedEnd(fd)) continue;
       if (LooksLikeChannel(fd)) {
         MarkCandidate(fd);
         MarkEngaged();
@@ -142,6 +143,7 @@ void StartProcessLife() {
   pthread_atfork(PrepareFork, AfterForkInParent, AfterForkInChild);
   CaptureExecEnvironment();
   if (GetSettings().mode == Mode::kOff) return;
+  LoadCarried();
   FindInheritedChannels();
   // The watcher attaches them (AttachInheritedChannels) without waiting for
   // the program to use them.

@@ -15,7 +15,8 @@
 // the exec family keeps the shim in the new image whatever environment the
 // program passes (program_exec.h); the new image's shim finds such fds at
 // start and asks the broker which member each belongs to the first time the
-// program uses it.
+// program uses it (or its link watcher does); with no broker to ask, it makes
+// the member from the private ends the old image passed on (exec_carry.h).
 #ifndef REUSEPORT_SHIM_PROCESS_LIFE_H_
 #define REUSEPORT_SHIM_PROCESS_LIFE_H_
 

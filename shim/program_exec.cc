@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "exec_carry.h"
 #include "exported_hooks.h"
 #include "member_table.h"
 #include "process_life.h"
@@ -84,16 +85,18 @@ bool MemberSurvivesExec() {
   return ProgramFdSurvivesExec() || InheritedChannelSurvivesExec();
 }
 
-// Fills `out` with envp plus what the shim needs; returns the entries used
+// Fills `out` with envp plus what the shim needs (and `carry`, if not null,
+// in place of any REUSEPORT_CARRY envp has); returns the entries used
 // (without the terminating null), or -1 if `cap` is too small. `preload` holds
 // a rewritten LD_PRELOAD entry when one is needed.
-int AddShimVariables(char* const envp[], char** out, size_t cap, char* preload, size_t preload_cap) {
+int AddShimVariables(char* const envp[], char** out, size_t cap, char* preload, size_t preload_cap, char* carry) {
   size_t n = 0;
   bool have[kOwnCount] = {};
   bool have_preload = false;
   for (size_t i = 0; envp != nullptr && envp[i] != nullptr; ++i) {
     if (n + 1 >= cap) return -1;
     char* entry = envp[i];
+    if (IsCarryEntry(entry)) continue;  // this image's own, not the next one's
     if (strncmp(entry, kPreload, kPreloadLen) == 0 && !have_preload) {
       have_preload = true;
       const char* list = entry + kPreloadLen;
@@ -113,7 +116,7 @@ int AddShimVariables(char* const envp[], char** out, size_t cap, char* preload, 
     }
     out[n++] = entry;
   }
-  if (n + kOwnCount + 2 > cap) return -1;
+  if (n + kOwnCount + 3 > cap) return -1;
   if (!have_preload) {
     size_t path_len = strlen(g_shim_path);
     if (kPreloadLen + path_len + 1 > preload_cap) return -1;
@@ -124,6 +127,7 @@ int AddShimVariables(char* const envp[], char** out, size_t cap, char* preload, 
   for (int v = 0; v < kOwnCount; ++v) {
     if (!have[v] && g_own[v][0] != '\0') out[n++] = g_own[v];
   }
+  if (carry != nullptr) out[n++] = carry;
   out[n] = nullptr;
   return static_cast<int>(n);
 }
@@ -138,8 +142,9 @@ size_t CountEntries(char* const envp[]) {
 template <typename Run>
 int WithShimEnvironment(char* const envp[], Run run) {
   if (g_shim_path[0] == '\0' || GetSettings().mode == Mode::kOff || !MemberSurvivesExec()) return run(envp);
-  size_t cap = CountEntries(envp) + kOwnCount + 2;
+  size_t cap = CountEntries(envp) + kOwnCount + 3;
   char preload[8192];
+  char carry[8192];
   char* stack_list[kStackEntries];
   char** list = stack_list;
   void* mapped = MAP_FAILED;
@@ -150,11 +155,14 @@ int WithShimEnvironment(char* const envp[], Run run) {
     list = static_cast<char**>(mapped);
   }
   int r;
-  if (AddShimVariables(envp, list, cap, preload, sizeof(preload)) < 0) {
+  bool carrying = PrepareCarry(carry, sizeof(carry));
+  if (AddShimVariables(envp, list, cap, preload, sizeof(preload), carrying ? carry : nullptr) < 0) {
     static int warned;
     if (FirstTime(&warned)) {
       RawLog(kLogWarn).Str("exec: LD_PRELOAD too long to add the shim; inherited listeners will not work in the new program").Emit();
     }
+    if (carrying) UndoCarry();
+    carrying = false;
     r = run(envp);
   } else {
     static int told;
@@ -162,6 +170,7 @@ int WithShimEnvironment(char* const envp[], Run run) {
     r = run(list);
   }
   int err = errno;
+  if (carrying) UndoCarry();  // still here: the exec failed
   if (mapped != MAP_FAILED) munmap(mapped, mapped_size);
   errno = err;
   return r;
