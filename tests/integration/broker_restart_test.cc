@@ -11,6 +11,7 @@
 
 #include <iostream>
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <thread>
 
@@ -326,6 +327,62 @@ TEST_F(BrokerRestartTest, ExecdImageThatOnlyPollsRejoins) {
   ASSERT_TRUE(broker->WaitForMembers(1).ok()) << (*members)[0].process.ReadStderr();
   TcpLoadOptions o;
   o.port = (*members)[0].port;
+  o.connections = 200;
+  TcpLoadResult r = RunTcpLoad(o);
+  EXPECT_EQ(r.successes, 200) << r.Summary();
+}
+
+// A program that execs itself while the broker is down (a master reloading
+// by re-executing itself during a broker restart) keeps its member: the old
+// image passes on the private ends that prove it (the broker's end of the
+// channel, the port's socket), the new image rejoins the next broker with
+// them, and connections made meanwhile wait in the port's backlog and are
+// served. (Without them the channel and the port died at the exec: every
+// connection was refused.)
+TEST_F(BrokerRestartTest, ImageExecdWhileTheBrokerIsDownRejoins) {
+  absl::StatusOr<BrokerProcess> broker = BrokerProcess::Start(dir_.path());
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  MemberOptions reloading = ShimmedMember({REUSEPORT_TEST_LIFECYCLE_MEMBER, "--scenario", "exec-on-signal"},
+                                          "reloading", dir_.path(), *broker);
+  reloading.process.env.emplace_back("REUSEPORT_LOG", "info");
+  absl::StatusOr<std::vector<MemberProcess>> members = StartMemberGroup({std::move(reloading)});
+  ASSERT_TRUE(members.ok()) << members.status();
+  ASSERT_TRUE(broker->WaitForMembers(1).ok());
+  MemberProcess& member = (*members)[0];
+  ASSERT_TRUE(broker->process().Signal(SIGKILL).ok());
+  ASSERT_TRUE(broker->process().Wait(absl::Seconds(10)).ok());
+
+  ASSERT_TRUE(member.process.Signal(SIGUSR2).ok());  // exec, with no broker to ask
+  // The new image says when it has made the member; what is judged is below.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (member.process.ReadStderr().find("with no broker to ask") == std::string::npos && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+
+  // Clients come while there is still no broker: the kernel queues them on
+  // the port the new image holds.
+  std::atomic<int> sent{0};
+  TcpLoadResult early;
+  std::thread load([&] {
+    TcpLoadOptions o;
+    o.port = member.port;
+    o.connections = 20;
+    o.concurrency = 20;
+    o.connection_timeout = absl::Seconds(20);
+    o.requests_sent = &sent;
+    early = RunTcpLoad(o);
+  });
+  bool queued = WaitForCount(sent, 20, absl::Seconds(10));
+  broker = BrokerProcess::Start(dir_.path());
+  bool restarted = broker.ok() && broker->WaitForMembers(1).ok();
+  load.join();
+  ASSERT_TRUE(queued) << "requests sent " << sent.load() << "; " << early.Summary();
+  ASSERT_TRUE(restarted) << member.process.ReadStderr();
+  EXPECT_EQ(early.successes, 20) << early.Summary() << "\n" << member.process.ReadStderr();
+  EXPECT_EQ(early.per_member["reloading"], 20) << early.Summary();
+
+  TcpLoadOptions o;
+  o.port = member.port;
   o.connections = 200;
   TcpLoadResult r = RunTcpLoad(o);
   EXPECT_EQ(r.successes, 200) << r.Summary();

@@ -15,6 +15,9 @@
  *   exec-idle      the same as exec-handoff, but the new image touches the fd
  *                  only with poll() until a connection comes (its port comes
  *                  from the command line)
+ *   exec-on-signal bind+listen, report ready, then on SIGUSR2 exec itself as
+ *                  exec-handoff does (a master re-executing itself to reload,
+ *                  at a moment the test chooses: while the broker is down)
  *   scm-handoff    bind+listen, then start a new image of itself (fork+exec,
  *                  the listener close-on-exec) and hand it the listener over
  *                  a Unix socket with SCM_RIGHTS, as haproxy -x does; the new
@@ -566,12 +569,22 @@ int main(int argc, char **argv) {
   if (strcmp(scenario, "prefork") == 0) {
     prefork(listener);
   } else if (strcmp(scenario, "exec-handoff") == 0 || strcmp(scenario, "exec-bare-env") == 0 ||
-             strcmp(scenario, "exec-idle") == 0) {
+             strcmp(scenario, "exec-idle") == 0 || strcmp(scenario, "exec-on-signal") == 0) {
     char fd_text[16], port_text[16];
     snprintf(fd_text, sizeof(fd_text), "%d", listener);
     snprintf(port_text, sizeof(port_text), "%u", port_of(listener));
     char *args[] = {argv[0], "--scenario", (char *)scenario, "--port", port_text, "--id", (char *)g_id,
                     "--ready-file", (char *)g_ready, "--log", (char *)g_log_path, "--inherited-fd", fd_text, NULL};
+    if (strcmp(scenario, "exec-on-signal") == 0) {
+      sigset_t usr2, old_mask;
+      sigemptyset(&usr2);
+      sigaddset(&usr2, SIGUSR2);
+      sigprocmask(SIG_BLOCK, &usr2, &old_mask);
+      ready(listener);
+      int sig = 0;
+      sigwait(&usr2, &sig);
+      sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    }
     if (strcmp(scenario, "exec-bare-env") == 0) {
       char *empty[] = {NULL};
       execve("/proc/self/exe", args, empty);
